@@ -1,0 +1,167 @@
+"""Policies, chosen from the action space, with hand-written forward and backward passes.
+
+Everything is numpy in the config's dtype, so that the rollout's forward pass for a whole
+pack is one batched matmul and each run's update touches only its own arrays.
+
+- :class:`CategoricalPolicy` (Discrete): logits = x W + b (one linear layer, as the article).
+- :class:`GaussianPolicy` (Box): mean = tanh(x W1 + b1) W2 + b2, learned state-independent
+  ``log_std``; std = exp(log_std) (a standard deviation, not a variance). Actions are sampled
+  unclipped (the log-prob is that of the sample); the env clips them to its bounds.
+
+Parameters of a pack are stacked with a leading run axis [P, ...]; the update of run p reads
+and writes ``params[name][p]`` only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _linear_init(rng: np.random.Generator, fan_in: int, shape: tuple, dtype) -> np.ndarray:
+    bound = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-bound, bound, shape).astype(dtype)
+
+
+class CategoricalPolicy:
+    discrete = True
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden: int, dtype):
+        self.obs_dim, self.num_actions, self.dtype = obs_dim, num_actions, np.dtype(dtype)
+
+    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        d, a = self.obs_dim, self.num_actions
+        return {"W": _linear_init(rng, d, (d, a), self.dtype), "b": _linear_init(rng, d, (a,), self.dtype)}
+
+    def noise(self, rng: np.random.Generator, steps: int, num_envs: int) -> np.ndarray:
+        """Per-epoch sampling noise of one run: uniforms [T, N] (inverse-CDF sampling)."""
+        return rng.random((steps, num_envs))
+
+    def act(self, params: dict, obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """obs [P, N, D], stacked params, noise [P, N] -> actions [P, N] int64."""
+        logits = np.matmul(obs, params["W"]) + params["b"][:, None, :]
+        logits -= logits.max(-1, keepdims=True)
+        probs = np.exp(logits)
+        cdf = np.cumsum(probs, -1)
+        threshold = noise * cdf[..., -1]
+        return (threshold[..., None] >= cdf[..., :-1]).sum(-1)
+
+    def loss_and_grads(self, p: dict, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray):
+        """Policy-gradient loss -mean(A * log pi(a|s)) of one run and its gradients.
+
+        obs [M, D], actions [M], adv [M] (already normalised). Returns (loss, entropy, grads).
+        """
+        m = obs.shape[0]
+        logits = obs @ p["W"] + p["b"]
+        logits = logits - logits.max(-1, keepdims=True)
+        logz = np.log(np.exp(logits).sum(-1, keepdims=True))
+        logp_all = logits - logz
+        probs = np.exp(logp_all)
+        logp = np.take_along_axis(logp_all, actions[:, None], 1)[:, 0]
+        loss = -np.mean(adv * logp)
+        entropy = -np.mean((probs * logp_all).sum(-1))
+        # d loss / d logits = -(A / M) (onehot(a) - softmax)
+        g = probs * (adv / m)[:, None]
+        g[np.arange(m), actions] -= adv / m
+        grads = {"W": obs.T @ g, "b": g.sum(0)}
+        return float(loss), float(entropy), grads
+
+    def log_prob(self, p: dict, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        logits = obs @ p["W"] + p["b"]
+        logits = logits - logits.max(-1, keepdims=True)
+        logp_all = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        return np.take_along_axis(logp_all, actions[:, None], 1)[:, 0]
+
+    def mode(self, p: dict, obs: np.ndarray) -> np.ndarray:
+        return (obs @ p["W"] + p["b"]).argmax(-1)
+
+
+class GaussianPolicy:
+    discrete = False
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: int, dtype):
+        self.obs_dim, self.action_dim, self.hidden = obs_dim, action_dim, hidden
+        self.dtype = np.dtype(dtype)
+
+    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        d, h, a = self.obs_dim, self.hidden, self.action_dim
+        return {
+            "W1": _linear_init(rng, d, (d, h), self.dtype),
+            "b1": _linear_init(rng, d, (h,), self.dtype),
+            "W2": _linear_init(rng, h, (h, a), self.dtype),
+            "b2": _linear_init(rng, h, (a,), self.dtype),
+            "log_std": np.zeros(a, dtype=self.dtype),
+        }
+
+    def noise(self, rng: np.random.Generator, steps: int, num_envs: int) -> np.ndarray:
+        """Per-epoch standard normal noise of one run: [T, N, A]."""
+        return rng.standard_normal((steps, num_envs, self.action_dim), dtype=self.dtype)
+
+    def mean(self, p: dict, obs: np.ndarray) -> np.ndarray:
+        """obs [..., D] (one run) -> mean [..., A]."""
+        return np.tanh(obs @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]
+
+    def act(self, params: dict, obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """obs [P, N, D], stacked params, noise [P, N, A] -> actions [P, N, A]."""
+        hid = np.tanh(np.matmul(obs, params["W1"]) + params["b1"][:, None, :])
+        mean = np.matmul(hid, params["W2"]) + params["b2"][:, None, :]
+        return mean + np.exp(params["log_std"])[:, None, :] * noise
+
+    def log_prob(self, p: dict, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Sum over action dims of Normal(mean, exp(log_std)) log-densities. [M]."""
+        z = (actions - self.mean(p, obs)) * np.exp(-p["log_std"])
+        return (-0.5 * z * z - p["log_std"] - 0.5 * LOG_2PI).sum(-1)
+
+    def loss_and_grads(self, p: dict, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray):
+        m = obs.shape[0]
+        hid = np.tanh(obs @ p["W1"] + p["b1"])
+        mean = hid @ p["W2"] + p["b2"]
+        inv_std = np.exp(-p["log_std"])
+        z = (actions - mean) * inv_std
+        logp = (-0.5 * z * z - p["log_std"] - 0.5 * LOG_2PI).sum(-1)
+        loss = -np.mean(adv * logp)
+        entropy = float((p["log_std"] + 0.5 * (1.0 + LOG_2PI)).sum())
+        w = (adv / m)[:, None]
+        d_mean = -w * z * inv_std  # d loss / d mean
+        d_log_std = (w * (1.0 - z * z)).sum(0)  # d/d log_std of -A logp = A (1 - z^2) / M
+        d_hid = (d_mean @ p["W2"].T) * (1.0 - hid * hid)
+        grads = {
+            "W1": obs.T @ d_hid,
+            "b1": d_hid.sum(0),
+            "W2": hid.T @ d_mean,
+            "b2": d_mean.sum(0),
+            "log_std": d_log_std,
+        }
+        return float(loss), entropy, grads
+
+    def mode(self, p: dict, obs: np.ndarray) -> np.ndarray:
+        return self.mean(p, obs)
+
+
+def make_policy(observation_space, action_space, hidden: int, dtype):
+    import gymnasium as gym
+
+    obs_dim = int(np.prod(observation_space.shape))
+    if isinstance(action_space, gym.spaces.Discrete):
+        return CategoricalPolicy(obs_dim, int(action_space.n), hidden, dtype)
+    if isinstance(action_space, gym.spaces.Box):
+        return GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), hidden, dtype)
+    raise ValueError(f"env: unsupported action space {action_space}")
+
+
+def adam_step(p: dict, grads: dict, m: dict, v: dict, step: int, lr: float) -> int:
+    """One Adam step (torch.optim.Adam's formula) on one run's arrays, in place."""
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    step += 1
+    bc1, bc2 = 1 - beta1**step, 1 - beta2**step
+    for k, g in grads.items():
+        g = g.astype(p[k].dtype, copy=False)
+        m[k] *= beta1
+        m[k] += (1 - beta1) * g
+        v[k] *= beta2
+        v[k] += (1 - beta2) * g * g
+        p[k] -= (lr / bc1) * m[k] / (np.sqrt(v[k]) / math.sqrt(bc2) + eps)
+    return step

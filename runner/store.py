@@ -1,0 +1,636 @@
+"""The results store: the only code that writes under ``results/``.
+
+Layout (DESIGN.md "Results directory")::
+
+    <root>/<name>/sweep.yaml                 the spec as launched (latest launch)
+    <root>/<name>/runs.csv                   run_id, swept params..., seed, state
+    <root>/<name>/runs/<run_id>/config.json  resolved config + seed + package versions
+    <root>/<name>/runs/<run_id>/returns.csv  one row per epoch (RETURN_COLUMNS), append-only
+    <root>/<name>/runs/<run_id>/status.json  state, error, wall_s, epochs_done, updated
+    <root>/<name>/runs/<run_id>/checkpoint.pt
+    <root>/<name>/runs/<run_id>/policy.pt
+
+Every file except returns.csv is written atomically (temp file in the same directory, fsync,
+``os.replace``). returns.csv is appended to and fsynced per batch; a torn last line (crash in
+the middle of an append) is tolerated by readers and dropped by :meth:`Store.repair_returns`.
+A run is finished only when its status.json says done, failed or diverged; a finished run's
+files are never rewritten (writing methods raise :class:`FinishedRunError`).
+
+Temporary files and directories start with ``.`` so that listings of ``runs/`` skip them.
+To finish a run, write returns, policy.pt, then status ``done`` last.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import numbers
+import os
+import platform
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+from a2c_core.config import A2CConfig
+from runner.spec import SpecError, Sweep, check_compatible, check_name, load_spec
+
+__all__ = [
+    "FINISHED_STATES",
+    "INT_RETURN_COLUMNS",
+    "RETURN_COLUMNS",
+    "STATES",
+    "FinishedRunError",
+    "Store",
+    "StoreError",
+]
+
+RETURN_COLUMNS = (
+    "epoch",
+    "env_steps",
+    "episodes",
+    "return_mean",
+    "return_median",
+    "return_min",
+    "return_max",
+    "length_mean",
+    "value_loss",
+    "policy_loss",
+    "entropy",
+    "explained_variance",
+    "wall_s",
+)
+INT_RETURN_COLUMNS = frozenset({"epoch", "env_steps", "episodes"})
+STATES = ("running", "done", "failed", "diverged")
+FINISHED_STATES = frozenset({"done", "failed", "diverged"})
+PENDING = "pending"
+"""state written to runs.csv for a run with no (readable) status.json."""
+
+_RUN_ID_RE = re.compile(r"[0-9a-f]{8,64}\Z")
+_TMP_PREFIX = ".tmp-"
+_HEADER = (",".join(RETURN_COLUMNS) + "\n").encode()
+_VERSION_PACKAGES = ("a2c-sweep", "torch", "numpy", "gymnasium", "ray")
+
+
+class StoreError(Exception):
+    """A results directory that cannot be read or written as asked."""
+
+
+class FinishedRunError(StoreError):
+    """An attempt to write into a run whose status is done, failed or diverged."""
+
+
+# --------------------------------------------------------------------------- low level
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` via a temp file in its directory, fsync and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_TMP_PREFIX}{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda f: f.write(data))
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n"
+    _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _format_number(column: str, value: Any) -> str:
+    """Round-trip exact text for a returns.csv cell (repr for floats, 'nan' for NaN)."""
+    if hasattr(value, "item") and not isinstance(value, numbers.Number):
+        value = value.item()  # 0-d tensors / arrays
+    if column in INT_RETURN_COLUMNS:
+        if isinstance(value, numbers.Integral):
+            return str(int(value))
+        if isinstance(value, numbers.Real) and float(value).is_integer():
+            return str(int(value))
+        raise StoreError(f"returns.csv: {column}: expected an integer, got {value!r}")
+    if isinstance(value, numbers.Integral):
+        return repr(float(int(value)))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))  # numpy scalars: float() first (numpy 2 repr is verbose)
+    raise StoreError(f"returns.csv: {column}: expected a number, got {value!r}")
+
+
+def _record_to_mapping(record: Any) -> Mapping[str, Any]:
+    if isinstance(record, Mapping):
+        return record
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    if hasattr(record, "_asdict"):
+        return record._asdict()
+    raise StoreError(f"returns.csv: cannot read a row from {type(record).__name__}")
+
+
+def _parse_row(line: bytes) -> dict[str, Any] | None:
+    """One returns.csv data line -> dict, or None if malformed."""
+    try:
+        cells = line.decode("ascii").split(",")
+    except UnicodeDecodeError:
+        return None
+    if len(cells) != len(RETURN_COLUMNS):
+        return None
+    row: dict[str, Any] = {}
+    try:
+        for column, cell in zip(RETURN_COLUMNS, cells, strict=True):
+            row[column] = int(cell) if column in INT_RETURN_COLUMNS else float(cell)
+    except ValueError:
+        return None
+    return row
+
+
+def _split_returns(data: bytes, where: str) -> tuple[list[dict[str, Any]], list[bytes], bool]:
+    """(rows, their raw lines, torn) for the bytes of a returns.csv file.
+
+    Only the last line may be bad (torn: no trailing newline, wrong field count, unparsable);
+    a bad line anywhere else raises StoreError.
+    """
+    if not data:
+        return [], [], False
+    lines = data.split(b"\n")
+    torn = lines[-1] != b""  # no trailing newline
+    complete = lines[:-1]
+    if not complete:  # even the header is torn
+        return [], [], True
+    header = complete[0]
+    if header + b"\n" != _HEADER:
+        raise StoreError(f"{where}: unexpected header {header.decode(errors='replace')!r}")
+    rows: list[dict[str, Any]] = []
+    raw: list[bytes] = []
+    body = complete[1:]
+    for i, line in enumerate(body):
+        row = _parse_row(line)
+        if row is None:
+            if i == len(body) - 1 and not torn:
+                torn = True
+                break
+            raise StoreError(f"{where}: line {i + 2}: malformed row")
+        rows.append(row)
+        raw.append(line)
+    return rows, raw, torn
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _VERSION_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """Read and write ``<root>/<name>/``. Nothing else writes under the results root."""
+
+    def __init__(self, root: str | Path, name: str) -> None:
+        problem = check_name(name)
+        if problem:
+            raise StoreError(f"sweep name: {problem}")
+        self.root = Path(root)
+        self.name = name
+        self.dir = self.root / name
+        self.runs_dir = self.dir / "runs"
+        self._finished: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r}, {self.name!r})"
+
+    # ---------------------------------------------------------------- paths
+
+    @property
+    def sweep_yaml(self) -> Path:
+        return self.dir / "sweep.yaml"
+
+    @property
+    def runs_csv(self) -> Path:
+        return self.dir / "runs.csv"
+
+    def run_dir(self, run_id: str) -> Path:
+        if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
+            raise StoreError(f"not a run id: {run_id!r}")
+        return self.runs_dir / run_id
+
+    def config_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "config.json"
+
+    def returns_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "returns.csv"
+
+    def status_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "status.json"
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "checkpoint.pt"
+
+    def policy_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / "policy.pt"
+
+    def run_ids(self) -> list[str]:
+        """Run directories present under runs/ (sorted; temp entries skipped)."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.runs_dir.iterdir() if p.is_dir() and _RUN_ID_RE.match(p.name)
+        )
+
+    # ---------------------------------------------------------------- sweep level
+
+    def read_sweep(self) -> Sweep | None:
+        """The sweep as last launched, or None if there is no sweep.yaml."""
+        if not self.sweep_yaml.exists():
+            return None
+        return load_spec(self.sweep_yaml)
+
+    def init_sweep(self, sweep: Sweep) -> None:
+        """Write sweep.yaml (the launched file's text) after checking it is compatible.
+
+        Raises SpecError, writing nothing, if an existing sweep.yaml under this name holds a
+        different experiment (see :func:`runner.spec.check_compatible`) or cannot be read.
+        """
+        if sweep.name != self.name:
+            raise StoreError(f"sweep {sweep.name!r} given to the store of {self.name!r}")
+        if self.sweep_yaml.exists():
+            try:
+                old = load_spec(self.sweep_yaml)
+            except SpecError as exc:
+                raise SpecError(
+                    f"{sweep.path}: name: results already hold a sweep {self.name!r} whose "
+                    f"sweep.yaml cannot be read ({exc}); use a new name"
+                ) from None
+            check_compatible(old, sweep)
+        text = sweep.text or Path(sweep.path).read_text(encoding="utf-8")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.clean_temp()
+        _atomic_write_bytes(self.sweep_yaml, text.encode("utf-8"))
+
+    def clean_temp(self) -> None:
+        """Remove temp files / dirs left by a crash (only names this store creates)."""
+        dirs = [self.dir, self.runs_dir]
+        if self.runs_dir.is_dir():
+            dirs += [self.runs_dir / r for r in self.run_ids()]
+        for d in dirs:
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                if not p.name.startswith(_TMP_PREFIX):
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+
+    def write_runs_csv(
+        self, rows: Sequence[Mapping[str, Any]], swept_keys: Sequence[str] | None = None
+    ) -> None:
+        """Write runs.csv: run_id, each swept param, seed, state (one row per run).
+
+        ``swept_keys`` gives the param columns (default: the keys of the first row other than
+        run_id, seed and state, in order). Floats are written with repr.
+        """
+        if swept_keys is None:
+            swept_keys = (
+                [k for k in rows[0] if k not in ("run_id", "seed", "state")] if rows else []
+            )
+        columns = ["run_id", *swept_keys, "seed", "state"]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            missing = [c for c in columns if c not in row]
+            if missing:
+                raise StoreError(f"runs.csv: row {dict(row)!r} lacks {missing[0]!r}")
+            writer.writerow([_csv_cell(row[c]) for c in columns])
+        _atomic_write_bytes(self.runs_csv, buf.getvalue().encode("utf-8"))
+
+    def runs_table(self, sweep: Sweep) -> list[dict[str, Any]]:
+        """Rows for :meth:`write_runs_csv` from a sweep's runs and their status files."""
+        rows = []
+        for run in sweep.runs():
+            status = self.read_status(run.run_id)
+            state = status["state"] if status else PENDING
+            rows.append({"run_id": run.run_id, **run.swept, "seed": run.seed, "state": state})
+        return rows
+
+    def write_runs_csv_for(self, sweep: Sweep) -> list[dict[str, Any]]:
+        """Write runs.csv for ``sweep`` from the current status files; return its rows."""
+        rows = self.runs_table(sweep)
+        self.write_runs_csv(rows, swept_keys=list(sweep.grid))
+        return rows
+
+    def read_runs_csv(self) -> list[dict[str, str]]:
+        if not self.runs_csv.exists():
+            return []
+        with open(self.runs_csv, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    # ---------------------------------------------------------------- finished guard
+
+    def is_finished(self, run_id: str) -> bool:
+        if run_id in self._finished:
+            return True
+        status = self.read_status(run_id)
+        if status is not None and status["state"] in FINISHED_STATES:
+            self._finished.add(run_id)
+            return True
+        return False
+
+    def _check_writable(self, run_id: str) -> Path:
+        run_dir = self.run_dir(run_id)
+        if self.is_finished(run_id):
+            raise FinishedRunError(f"{run_dir}: run is finished; its files are never rewritten")
+        return run_dir
+
+    # ---------------------------------------------------------------- config.json
+
+    def write_config(
+        self, run_id: str, config: A2CConfig, seed: int, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        """config.json: {"run_id", "seed", "config": resolved fields, "versions", **extra}."""
+        self._check_writable(run_id)
+        data: dict[str, Any] = {
+            "run_id": run_id,
+            "seed": seed,
+            "config": config.to_dict(),
+            "versions": _versions(),
+        }
+        if extra:
+            data.update(extra)
+        _atomic_write_json(self.config_path(run_id), data)
+
+    def read_config(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.config_path(run_id).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    # ---------------------------------------------------------------- status.json
+
+    def write_status(
+        self,
+        run_id: str,
+        state: str,
+        *,
+        error: str | None = None,
+        wall_s: float = 0.0,
+        epochs_done: int = 0,
+    ) -> None:
+        if state not in STATES:
+            raise StoreError(f"status: state must be one of {STATES}, got {state!r}")
+        self._check_writable(run_id)
+        data = {
+            "state": state,
+            "error": error,
+            "wall_s": float(wall_s),
+            "epochs_done": int(epochs_done),
+            "updated": _now(),
+        }
+        _atomic_write_json(self.status_path(run_id), data)
+        if state in FINISHED_STATES:
+            self._finished.add(run_id)
+
+    def read_status(self, run_id: str) -> dict[str, Any] | None:
+        """The status dict, or None when missing or unreadable (the run is then resumed)."""
+        try:
+            data = json.loads(self.status_path(run_id).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("state") not in STATES:
+            return None
+        return data
+
+    # ---------------------------------------------------------------- returns.csv
+
+    def append_returns(self, run_id: str, rows: Iterable[Any]) -> int:
+        """Append epoch rows (mappings, dataclasses or namedtuples with RETURN_COLUMNS).
+
+        Writes the header to a new file, drops a torn last line first, then flushes and
+        fsyncs once per call. Returns the number of rows appended.
+        """
+        run_dir = self._check_writable(run_id)
+        lines = []
+        for record in rows:
+            row = _record_to_mapping(record)
+            cells = []
+            for column in RETURN_COLUMNS:
+                if column not in row:
+                    raise StoreError(f"returns.csv: row lacks column {column!r}")
+                cells.append(_format_number(column, row[column]))
+            lines.append(",".join(cells) + "\n")
+        if not lines:
+            return 0
+        path = run_dir / "returns.csv"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                clean = f.read(1) == b"\n"
+            if not clean:
+                self.repair_returns(run_id)
+        with open(path, "ab") as f:
+            if f.tell() == 0:
+                f.write(_HEADER)
+            f.write("".join(lines).encode("ascii"))
+            f.flush()
+            os.fsync(f.fileno())
+        return len(lines)
+
+    def read_returns(self, run_id: str) -> list[dict[str, Any]]:
+        """Rows of returns.csv (ints for epoch/env_steps/episodes, floats else).
+
+        A torn last line is ignored (not removed); a missing file gives [].
+        """
+        path = self.returns_path(run_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        rows, _, _ = _split_returns(data, str(path))
+        return rows
+
+    def repair_returns(self, run_id: str, last_epoch: int | None = None) -> int:
+        """Drop a torn last line and, if ``last_epoch`` is given, every row with a larger epoch.
+
+        Rewrites the file atomically only when something changes. Returns the last epoch kept
+        (0 when no row is left or there is no file).
+        """
+        self._check_writable(run_id)
+        path = self.returns_path(run_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        rows, raw, torn = _split_returns(data, str(path))
+        keep = [
+            (row, line)
+            for row, line in zip(rows, raw, strict=True)
+            if last_epoch is None or row["epoch"] <= last_epoch
+        ]
+        if torn or len(keep) != len(rows):
+            body = b"".join(line + b"\n" for _, line in keep)
+            _atomic_write_bytes(path, _HEADER + body)
+        return keep[-1][0]["epoch"] if keep else 0
+
+    def truncate_returns(self, run_id: str, last_epoch: int) -> int:
+        """Keep rows up to the checkpoint's epoch (0: none) before resuming; see repair."""
+        return self.repair_returns(run_id, last_epoch=last_epoch)
+
+    # ---------------------------------------------------------------- torch files
+
+    def _write_torch(self, path: Path, obj: Any) -> None:
+        import torch
+
+        _atomic_write(path, lambda f: torch.save(obj, f))
+
+    def write_checkpoint(self, run_id: str, state: Mapping[str, Any]) -> None:
+        """checkpoint.pt: tensors and plain values only (torch.load(weights_only=True) safe)."""
+        self._check_writable(run_id)
+        self._write_torch(self.checkpoint_path(run_id), state)
+
+    def read_checkpoint(self, run_id: str) -> dict[str, Any] | None:
+        """The latest checkpoint, or None if missing or unreadable (start from epoch 0)."""
+        path = self.checkpoint_path(run_id)
+        if not path.exists():
+            return None
+        import torch
+
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a corrupt checkpoint means "start over"
+            return None
+
+    def write_policy(self, run_id: str, state: Mapping[str, Any]) -> None:
+        """policy.pt: the final policy weights (a state dict)."""
+        self._check_writable(run_id)
+        self._write_torch(self.policy_path(run_id), state)
+
+    def read_policy(self, run_id: str) -> dict[str, Any]:
+        import torch
+
+        return torch.load(self.policy_path(run_id), map_location="cpu", weights_only=True)
+
+    # ---------------------------------------------------------------- reuse across sweeps
+
+    def find_finished_elsewhere(
+        self, run_id: str, states: Iterable[str] = FINISHED_STATES
+    ) -> Path | None:
+        """A finished copy of ``run_id`` in another sweep of the same root (done preferred)."""
+        self.run_dir(run_id)  # validates the id
+        states = set(states)
+        if not self.root.is_dir():
+            return None
+        found: dict[str, Path] = {}
+        for sweep_dir in sorted(self.root.iterdir()):
+            if sweep_dir.name == self.name or sweep_dir.name.startswith("."):
+                continue
+            if not sweep_dir.is_dir():
+                continue
+            if check_name(sweep_dir.name):
+                continue
+            other = Store(self.root, sweep_dir.name)
+            status = other.read_status(run_id)
+            if status is None or status["state"] not in states:
+                continue
+            config = other.read_config(run_id)
+            if config is None or config.get("run_id") != run_id:
+                continue
+            if not other.returns_path(run_id).is_file():
+                continue
+            found.setdefault(status["state"], other.run_dir(run_id))
+        for state in ("done", "diverged", "failed"):
+            if state in found:
+                return found[state]
+        return None
+
+    def copy_finished_from_other_sweep(
+        self, run_id: str, states: Iterable[str] = FINISHED_STATES
+    ) -> bool:
+        """Copy a finished run with this id from another sweep of the root into runs/.
+
+        Copies config.json, returns.csv, status.json and policy.pt (not checkpoint.pt) into a
+        temp dir, then renames it into place (an unfinished run dir here is replaced). Returns
+        True if a copy was made; False if none exists or this run is already finished here.
+        """
+        if self.is_finished(run_id):
+            return False
+        source = self.find_finished_elsewhere(run_id, states)
+        if source is None:
+            return False
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix=f"{_TMP_PREFIX}{run_id}."))
+        try:
+            for name in ("config.json", "returns.csv", "policy.pt", "status.json"):
+                src = source / name
+                if not src.exists():
+                    continue
+                shutil.copyfile(src, tmp / name)
+                with open(tmp / name, "rb") as f:
+                    os.fsync(f.fileno())
+            _fsync_dir(tmp)
+            target = self.run_dir(run_id)
+            if target.exists():
+                old = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix=f"{_TMP_PREFIX}old."))
+                os.replace(target, old / run_id)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+            _fsync_dir(self.runs_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._finished.discard(run_id)
+        return True

@@ -91,7 +91,7 @@ def _fit_eager(x, y, p, m, v, step, lr, iters):
 
 if _HAVE_NUMBA:
 
-    @numba.njit(fastmath=True, cache=True, nogil=True)
+    @numba.njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
     def _grad_kernel(xT, y, W1, b1, w2, b2, gW1, gb1, gw2, gb2, zbuf, acc, g, dz, zero):
         # ``zero`` carries the dtype: float64 literals would widen every float32 lane.
         d, m = xT.shape
@@ -154,7 +154,7 @@ if _HAVE_NUMBA:
                     gW1[j, k] += sx
         return loss / m
 
-    @numba.njit(fastmath=True, cache=True, nogil=True)
+    @numba.njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
     def _forward_kernel(xT, W1, b1, w2, b2, out, zrow, zero):
         d, m = xT.shape
         hidden = W1.shape[0]
@@ -176,7 +176,7 @@ if _HAVE_NUMBA:
                     zn = zrow[n]
                     ob[n] += wj * (zn if zn > zero else zero)
 
-    @numba.njit(fastmath=True, cache=True, nogil=True)
+    @numba.njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
     def _adam(p, g, m, v, lr, bc1, bc2):
         pf, gf, mf, vf = p.ravel(), g.ravel(), m.ravel(), v.ravel()
         step_size = lr / bc1
@@ -186,7 +186,7 @@ if _HAVE_NUMBA:
             vf[i] = BETA2 * vf[i] + (1 - BETA2) * gf[i] * gf[i]
             pf[i] -= step_size * mf[i] / (np.sqrt(vf[i]) / sqrt_bc2 + EPS)
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, error_model="numpy")
     def _fit_kernel(xT, y, W1, b1, w2, b2, mW1, mb1, mw2, mb2, vW1, vb1, vw2, vb2, step, lr, iters):
         dt = xT.dtype
         gW1, gb1 = np.empty_like(W1), np.empty_like(b1)

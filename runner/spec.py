@@ -91,9 +91,17 @@ def _yaml_error_line(err: yaml.YAMLError) -> str:
     if isinstance(err, yaml.MarkedYAMLError):
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "YAML"
-        problem = " ".join(str(p) for p in (err.context, err.problem) if p)
         if isinstance(err, yaml.constructor.ConstructorError):
-            return f"{where}: {problem}"
+            tag = re.search(r"for the tag '([^']*)'", str(err.problem))
+            if tag:
+                name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+                return f"{where}: unsupported YAML tag {name!r} (only plain YAML data is read)"
+            return f"{where}: {err.problem}"
+        context = str(err.context or "")
+        ctx = err.context_mark
+        if context and ctx is not None and mark is not None and ctx.line != mark.line:
+            context += f" (from line {ctx.line + 1})"
+        problem = "; ".join(p for p in (context, str(err.problem or "")) if p)
         return f"{where}: YAML syntax error: {problem}"
     return "YAML: " + " ".join(str(err).split())
 

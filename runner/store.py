@@ -205,6 +205,23 @@ def _split_returns(data: bytes, where: str) -> tuple[list[dict[str, Any]], list[
     return rows, raw, torn
 
 
+def _tail_is_clean(path: Path) -> bool:
+    """True if returns.csv is missing/empty or ends with a newline-terminated good line."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return True
+            f.seek(max(0, size - 4096))
+            tail = f.read()
+    except FileNotFoundError:
+        return True
+    if not tail.endswith(b"\n"):
+        return False
+    last = tail[:-1].rsplit(b"\n", 1)[-1]
+    return last + b"\n" == _HEADER or _parse_row(last) is not None
+
+
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in _VERSION_PACKAGES:
@@ -474,12 +491,8 @@ class Store:
             return 0
         path = run_dir / "returns.csv"
         run_dir.mkdir(parents=True, exist_ok=True)
-        if path.exists() and path.stat().st_size > 0:
-            with open(path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                clean = f.read(1) == b"\n"
-            if not clean:
-                self.repair_returns(run_id)
+        if not _tail_is_clean(path):
+            self.repair_returns(run_id)
         with open(path, "ab") as f:
             if f.tell() == 0:
                 f.write(_HEADER)

@@ -123,9 +123,7 @@ class CartPoleSwingUpEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _obs(self) -> np.ndarray:
         x, x_dot, theta, theta_dot = self._state
-        return np.array(
-            [x, x_dot, np.cos(theta), np.sin(theta), theta_dot], dtype=np.float32
-        )
+        return np.array([x, x_dot, np.cos(theta), np.sin(theta), theta_dot], dtype=np.float32)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -249,9 +247,9 @@ class SwingUpPackEnv(PackEnv):
     def _make_obs(state: np.ndarray) -> np.ndarray:
         """[4, M] float64 state -> [M, 5] float32 obs (x, x_dot, cos, sin, theta_dot)."""
         x, x_dot, theta, theta_dot = state
-        return np.stack(
-            [x, x_dot, np.cos(theta), np.sin(theta), theta_dot], axis=1
-        ).astype(np.float32)
+        return np.stack([x, x_dot, np.cos(theta), np.sin(theta), theta_dot], axis=1).astype(
+            np.float32
+        )
 
     def reset(self) -> np.ndarray:
         """Reset every env from its run's generator; return obs [P*N, 5] float32."""

@@ -116,7 +116,9 @@ def make_article_state(seed: int, steps: int) -> ArticleState:
     obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
     f64 = torch.float64
     policy = nn.Linear(4, 2, dtype=f64)
-    value = nn.Sequential(nn.Linear(4, HIDDEN, dtype=f64), nn.ReLU(), nn.Linear(HIDDEN, 1, dtype=f64))
+    value = nn.Sequential(
+        nn.Linear(4, HIDDEN, dtype=f64), nn.ReLU(), nn.Linear(HIDDEN, 1, dtype=f64)
+    )
     return ArticleState(
         envs=envs,
         obs=obs,
@@ -439,9 +441,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             short += timing.short_batches
 
     sizes = {ARTICLE_LABEL: 1, **{pack_label(p): p for p in packs}}
-    per_run_epoch = {
-        label: statistics.median(per_repeat[label]) / sizes[label] for label in labels
-    }
+    per_run_epoch = {label: statistics.median(per_repeat[label]) / sizes[label] for label in labels}
     print()
     print_table(labels, per_run_epoch)
     print()

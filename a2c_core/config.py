@@ -70,7 +70,9 @@ class A2CConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
         if self.value_target not in VALUE_TARGETS:
-            raise ValueError(f"value_target: must be one of {VALUE_TARGETS}, got {self.value_target!r}")
+            raise ValueError(
+                f"value_target: must be one of {VALUE_TARGETS}, got {self.value_target!r}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype: must be one of {DTYPES}, got {self.dtype!r}")
         if not self.env:

@@ -88,13 +88,17 @@ def _to_tensors(arrays: dict[str, np.ndarray]) -> dict:
 
 
 def _from_tensors(tensors: dict) -> dict[str, np.ndarray]:
-    return {k: np.array(v.numpy() if hasattr(v, "numpy") else v, copy=True) for k, v in tensors.items()}
+    return {
+        k: np.array(v.numpy() if hasattr(v, "numpy") else v, copy=True) for k, v in tensors.items()
+    }
 
 
 def _episode_stats(returns: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
     if returns.size == 0:
         nan = float("nan")
-        return dict(return_mean=nan, return_median=nan, return_min=nan, return_max=nan, length_mean=nan)
+        return dict(
+            return_mean=nan, return_median=nan, return_min=nan, return_max=nan, length_mean=nan
+        )
     return dict(
         return_mean=float(np.mean(returns)),
         return_median=float(np.median(returns)),
@@ -201,9 +205,7 @@ def train_pack(
 
     while any(active):
         t_start = time.perf_counter()
-        noise = [
-            policy.noise(rngs[p][2], T, N) if active[p] else None for p in range(num_runs)
-        ]
+        noise = [policy.noise(rngs[p][2], T, N) if active[p] else None for p in range(num_runs)]
         template = next(n for n in noise if n is not None)
         noise_all = np.stack([n if n is not None else np.zeros_like(template) for n in noise], 1)
         finals_t, finals_idx, finals_obs = [], [], []
@@ -298,7 +300,9 @@ def train_pack(
             policy_loss = entropy = float("nan")
             for _ in range(cfg.policy_iters):
                 policy_loss, entropy, grads = policy.loss_and_grads(params, x, acts, a_p)
-                pol_step[p] = adam_step(params, grads, pol_m[p], pol_v[p], pol_step[p], cfg.policy_lr)
+                pol_step[p] = adam_step(
+                    params, grads, pol_m[p], pol_v[p], pol_step[p], cfg.policy_lr
+                )
             tgt = (lam_targets if cfg_lambda(cfg) else returns)[:, cols].reshape(-1)[mask]
             resid = tgt - values[:, cols].reshape(-1)[mask]
             var_t = float(np.var(tgt))
@@ -363,7 +367,10 @@ def cfg_lambda(cfg: A2CConfig) -> bool:
 
 
 def train(
-    config: A2CConfig, seed: int, *, resume: dict | None = None,
+    config: A2CConfig,
+    seed: int,
+    *,
+    resume: dict | None = None,
     checkpoint_when: Callable[[int, int], bool] | None = None,
 ) -> Iterator[EpochRecord]:
     """One run: a pack of one."""

@@ -34,7 +34,10 @@ class CategoricalPolicy:
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         d, a = self.obs_dim, self.num_actions
-        return {"W": _linear_init(rng, d, (d, a), self.dtype), "b": _linear_init(rng, d, (a,), self.dtype)}
+        return {
+            "W": _linear_init(rng, d, (d, a), self.dtype),
+            "b": _linear_init(rng, d, (a,), self.dtype),
+        }
 
     def noise(self, rng: np.random.Generator, steps: int, num_envs: int) -> np.ndarray:
         """Per-epoch sampling noise of one run: uniforms [T, N] (inverse-CDF sampling)."""

@@ -343,9 +343,9 @@ def parse_packs(text: str) -> list[int]:
     try:
         packs = [int(p) for p in text.split(",") if p.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--packs: expected e.g. 1,8,32, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"expected e.g. 1,8,32, got {text!r}") from exc
     if not packs or any(p <= 0 for p in packs):
-        raise argparse.ArgumentTypeError(f"--packs: need positive pack sizes, got {text!r}")
+        raise argparse.ArgumentTypeError(f"need positive pack sizes, got {text!r}")
     return packs
 
 

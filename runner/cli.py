@@ -1,0 +1,291 @@
+"""The `a2c-sweep` command line. Each subcommand imports its code only when it runs, so
+`status`, `analyze` and `run --dry-run` load neither torch nor ray."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def fail(message: str) -> int:
+    print(f"a2c-sweep: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _fmt_eta(seconds: float) -> str:
+    if not seconds or seconds != seconds or seconds == float("inf"):
+        return "--:--"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60:02d}:{rem % 60:02d}"
+
+
+# ----------------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from a2c_core import A2CConfig
+
+    fields = dict(env=args.env, num_envs=args.num_envs, steps_per_epoch=args.steps_per_epoch,
+                  epochs=args.epochs, value_iters=args.value_iters, policy_lr=args.policy_lr,
+                  value_lr=args.value_lr, gamma=args.gamma, lam=args.lam)  # fmt: skip
+    try:
+        cfg = A2CConfig(**{k: v for k, v in fields.items() if v is not None})
+    except ValueError as exc:
+        return fail(str(exc))
+    import gymnasium as gym
+
+    if cfg.env not in gym.envs.registry:
+        return fail(f"env: unknown gymnasium id {cfg.env!r}")
+    if args.seed < 0:
+        return fail(f"seed: must be a non-negative integer, got {args.seed}")
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from a2c_core import train
+
+    out = None
+    if args.csv:
+        import csv
+
+        from a2c_core.engine import RETURN_COLUMNS
+
+        path = Path(args.csv)
+        if not path.parent.is_dir():
+            return fail(f"--csv: directory {path.parent} does not exist")
+        out = path.open("w", newline="")
+        writer = csv.writer(out)
+        writer.writerow(RETURN_COLUMNS)
+    start = time.perf_counter()
+    steps = 0
+    try:
+        with Progress(TextColumn("[bold]epoch"), MofNCompleteColumn(), BarColumn(),
+                      TextColumn("{task.fields[info]}"), TextColumn("ETA"),
+                      TimeRemainingColumn()) as bar:  # fmt: skip
+            task = bar.add_task("train", total=cfg.epochs, info="")
+            for rec in train(cfg, args.seed):
+                steps = rec.env_steps
+                rate = steps / (time.perf_counter() - start)
+                bar.update(task, completed=rec.epoch,
+                           info=f"return {rec.return_mean:8.2f}  {rate:9,.0f} env steps/s")  # fmt: skip
+                if out is not None:
+                    writer.writerow(
+                        [repr(v) if isinstance(v, float) else v for v in rec.row().values()]
+                    )
+                    out.flush()
+                if rec.diverged:
+                    print(f"run diverged at epoch {rec.epoch}", file=sys.stderr)
+                    return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        if out is not None:
+            out.close()
+    print(f"final mean return {rec.return_mean:.2f} after {rec.epoch} epochs, "
+          f"{steps:,} env steps, {time.perf_counter() - start:.1f} s")  # fmt: skip
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------- run
+def _load(path: str):
+    from runner.spec import SpecError, load_spec
+
+    try:
+        return load_spec(path), None
+    except SpecError as exc:
+        return None, fail(str(exc))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    sweep, err = _load(args.sweep)
+    if sweep is None:
+        return err
+    from runner.spec import SpecError
+    from runner.store import Store
+
+    store = Store(args.results, sweep.name)
+    runs = sweep.runs()
+    if args.dry_run:
+        return _dry_run(sweep, store, runs, args)
+    try:
+        store.init_sweep(sweep)
+    except SpecError as exc:
+        return fail(str(exc))
+    from runner.launch import SweepRunner, init_ray
+
+    cpus = init_ray(args.address, sweep.execution.num_cpus)
+    runner = SweepRunner(sweep, store, cpus=cpus)
+    todo = runner.prepare()
+    store.write_runs_csv_for(sweep)
+    print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
+          f"{len(todo)} to train on {cpus} CPUs -> {store.dir}")  # fmt: skip
+    code = EXIT_INTERRUPTED
+    try:
+        if todo:
+            from rich.live import Live
+
+            with Live(refresh_per_second=2, transient=False) as live:
+                runner.on_event = lambda p: live.update(_progress_table(p, sweep, store, runner))
+                runner.execute(todo)
+        code = EXIT_OK
+    except KeyboardInterrupt:
+        print("interrupted: relaunch the same command to resume", file=sys.stderr)
+    finally:
+        store.write_runs_csv_for(sweep)
+        import ray
+
+        ray.shutdown()
+    if code == EXIT_INTERRUPTED:
+        return code
+    table = store.runs_table(sweep)
+    bad = [r for r in table if r["state"] in ("failed", "diverged")]
+    print(f"done: {sum(r['state'] == 'done' for r in table)} done, "
+          f"{sum(r['state'] == 'failed' for r in table)} failed, "
+          f"{sum(r['state'] == 'diverged' for r in table)} diverged; results in {store.dir}")  # fmt: skip
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def _progress_table(p, sweep, store, runner):
+    from rich.table import Table
+
+    elapsed = time.monotonic() - p.started
+    rate = p.env_steps / elapsed if elapsed > 0 else 0.0
+    remaining = p.total_epochs - p.epochs_done
+    done_now = p.epochs_done - getattr(runner, "_epochs_at_start", p.epochs_done)
+    if not hasattr(runner, "_epochs_at_start"):
+        runner._epochs_at_start = p.epochs_done
+    eta = remaining * elapsed / done_now if done_now > 0 else float("nan")
+    best = max(((v, k) for k, v in runner.last_return.items()), default=None)
+    t = Table.grid(padding=(0, 2))
+    t.add_row(f"[bold]{sweep.name}", f"runs {p.done + p.failed + p.diverged}/{p.total_runs} finished",
+              f"running {p.running}", f"failed {p.failed}", f"diverged {p.diverged}")  # fmt: skip
+    pct = 100.0 * p.epochs_done / max(1, p.total_epochs)
+    t.add_row(f"epochs {p.epochs_done}/{p.total_epochs} ({pct:.0f}%)", f"{rate:,.0f} env steps/s",
+              f"elapsed {_fmt_eta(elapsed)}", f"ETA {_fmt_eta(eta)}", "")  # fmt: skip
+    if best:
+        r = runner.run_by_id[best[1]]
+        label = ", ".join(f"{a}={b}" for a, b in r.swept.items())
+        t.add_row(f"best latest return {best[0]:.1f}", f"{label} seed={r.seed}", "", "", "")
+    return t
+
+
+def _dry_run(sweep, store, runs, args) -> int:
+    from runner.launch import make_packs
+
+    done = sum(1 for r in runs if store.is_finished(r.run_id))
+    cpus = sweep.execution.num_cpus or __import__("os").cpu_count() or 1
+    packs = make_packs(runs, cpus, sweep.execution.pack_size)
+    n_cfg = len(runs) // max(1, len(sweep.seeds))
+    print(f"sweep {sweep.name} ({args.sweep})")
+    print(f"  {n_cfg} configs x {len(sweep.seeds)} seeds = {len(runs)} runs")
+    print(f"  {len(packs)} packs on {cpus} local CPUs (sizes {sorted({len(p) for p in packs})})")
+    print(f"  already finished under {store.dir}: {done}")
+    keys = list(sweep.grid)
+    print("  " + "  ".join(["run_id      "] + keys + ["seed"]))
+    for r in runs[: args.show]:
+        print("  " + "  ".join([r.run_id] + [str(r.swept[k]) for k in keys] + [str(r.seed)]))
+    if len(runs) > args.show:
+        print(f"  ... {len(runs) - args.show} more")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------- status
+def cmd_status(args: argparse.Namespace) -> int:
+    from runner.spec import SpecError
+    from runner.store import Store
+
+    path = Path(args.results_dir)
+    if not (path / "sweep.yaml").is_file():
+        return fail(f"{path}: not a sweep results directory (no sweep.yaml)")
+    store = Store(path.parent, path.name)
+    try:
+        sweep = store.read_sweep()
+    except SpecError as exc:
+        return fail(str(exc))
+    from runner.launch import best_so_far
+
+    table = store.runs_table(sweep)
+    counts = {
+        s: sum(r["state"] == s for r in table)
+        for s in ("done", "running", "failed", "diverged", "pending")
+    }
+    epochs_total = sum(r.config.epochs for r in sweep.runs())
+    epochs_done = 0
+    for r in sweep.runs():
+        st = store.read_status(r.run_id)
+        if st and st["state"] in ("done", "failed", "diverged"):
+            epochs_done += r.config.epochs
+        elif store.returns_path(r.run_id).exists():
+            epochs_done += len(store.read_returns(r.run_id))
+    print(
+        f"sweep {sweep.name}: {len(table)} runs: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
+    print(
+        f"epochs {epochs_done}/{epochs_total} ({100.0 * epochs_done / max(1, epochs_total):.0f}%)"
+    )
+    best = best_so_far(sweep, store)
+    if best:
+        label, score, final = best
+        tag = "" if final else " (best so far, unfinished)"
+        print(f"best configuration: {label}: mean final return {score:.2f}{tag}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="a2c-sweep", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one run with a live progress display")
+    p.add_argument("--env", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--policy-lr", type=float)
+    p.add_argument("--value-lr", type=float)
+    p.add_argument("--gamma", type=float)
+    p.add_argument("--lam", type=float)
+    p.add_argument("--num-envs", type=int)
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--value-iters", type=int)
+    p.add_argument("--csv", help="write the per-epoch records (returns.csv columns) here")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="run (or resume) a sweep")
+    p.add_argument("sweep", help="sweep YAML file")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: embedded local Ray)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the expansion and exit")
+    p.add_argument("--show", type=int, default=5, help="rows shown by --dry-run")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="progress of a sweep, from disk")
+    p.add_argument("results_dir", help="RESULTS/NAME")
+    p.set_defaults(func=cmd_status)
+
+    try:
+        from analysis.cli import register
+    except ImportError:
+        register = None
+    if register is not None:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

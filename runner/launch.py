@@ -1,0 +1,326 @@
+"""Execute a sweep on Ray: packs of runs, streamed records, checkpoints, resubmission.
+
+The driver (this module) is the only process that touches the results directory. Workers
+run :func:`pack_task`, a Ray streaming generator that trains a pack with
+``a2c_core.train_pack`` and yields small messages back: epoch rows, checkpoints every
+``checkpoint_every_s`` seconds, final policies, and errors. So a multi-node cluster needs no
+shared filesystem, and a lost worker or node costs at most ``checkpoint_every_s`` of work.
+
+Failure handling:
+- worker/node died (Ray system error): the pack is resubmitted from its runs' last
+  checkpoints (rows written past a checkpoint are dropped first, so no epoch is logged
+  twice); ``max_retries=0`` because Ray's own retry would restart from epoch 0.
+- the run's code raised: a pack of several runs is split into packs of one (a run's numbers
+  never depend on its pack-mates), and a run that raises alone is recorded as failed with its
+  traceback and not retried.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.spec import RunSpec, Sweep
+from runner.store import Store
+
+MAX_LOSSES = 3  # resubmissions of one pack after worker/node deaths before its runs fail
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+              "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
+
+
+def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
+                   resume: list[dict | None], checkpoint_every_s: float):  # fmt: skip
+    """Generator run inside a Ray worker. Yields tuples:
+    ("row", run_id, row_dict) | ("ckpt", run_id, state) |
+    ("end", run_id, state, policy_state) | ("error", None, traceback_text)."""
+    import traceback
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        from a2c_core import A2CConfig, policy_state, train_pack
+
+        cfgs = [A2CConfig.from_dict(c) for c in configs]
+        last_ckpt = time.monotonic()
+        want: dict[str, bool] = {"now": False}
+
+        def checkpoint_when(run: int, epoch: int) -> bool:
+            return want["now"]
+
+        for rec in train_pack(cfgs, seeds, resume=resume, checkpoint_when=checkpoint_when):
+            rid = run_ids[rec.run]
+            yield ("row", rid, rec.row())
+            if rec.checkpoint is not None and not rec.finished:
+                yield ("ckpt", rid, rec.checkpoint)
+            if rec.finished:
+                state = "diverged" if rec.diverged else "done"
+                yield ("end", rid, state, policy_state(cfgs[rec.run], seeds[rec.run], rec.policy))
+            if rec.run == len(cfgs) - 1 or rec.finished:
+                # decide at the end of an epoch whether the next epoch checkpoints
+                now = time.monotonic()
+                want["now"] = now - last_ckpt >= checkpoint_every_s
+                if want["now"]:
+                    last_ckpt = now
+    except Exception:
+        yield ("error", None, traceback.format_exc())
+
+
+@dataclass
+class Pack:
+    runs: list[RunSpec]
+    losses: int = 0
+    ref: Any = None
+    unfinished: set[str] = field(default_factory=set)
+
+
+def _pack_sizes(n: int, cpus: int, fixed: int | None) -> list[int]:
+    if fixed:
+        return [min(fixed, n - i) for i in range(0, n, fixed)]
+    packs = max(1, min(n, cpus))
+    base, extra = divmod(n, packs)
+    return [base + (1 if i < extra else 0) for i in range(packs)]
+
+
+def make_packs(runs: list[RunSpec], cpus: int, pack_size: int | None = None) -> list[list[RunSpec]]:
+    """Group runs by shape (env, num_envs, T, epochs, hidden, dtype) and split each group so
+    that every CPU gets work: 180 runs on 2 CPUs -> 2 packs of 90; on 64 CPUs -> 64 of ~3."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for r in runs:
+        groups.setdefault(r.config.shape_key, []).append(r)
+    packs = []
+    for members in groups.values():
+        share = max(1, round(cpus * len(members) / len(runs)))
+        start = 0
+        for size in _pack_sizes(len(members), share, pack_size):
+            packs.append(members[start : start + size])
+            start += size
+    return packs
+
+
+def init_ray(address: str | None, num_cpus: int | None) -> int:
+    """Embedded local Ray by default; an existing cluster with --address / RAY_ADDRESS.
+    Returns the cluster's CPU count."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = dict(
+        log_to_driver=False, logging_level="ERROR", runtime_env={"env_vars": WORKER_ENV},
+    )  # fmt: skip
+    if address is None:
+        # "local" starts a private Ray even when a `ray start` cluster runs on this machine
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
+                 include_dashboard=False, **kwargs)  # fmt: skip
+    else:
+        ray.init(address=address, **kwargs)
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
+@dataclass
+class Progress:
+    """What the live display and `status` show."""
+
+    total_runs: int
+    total_epochs: int
+    done: int = 0
+    failed: int = 0
+    diverged: int = 0
+    running: int = 0
+    epochs_done: int = 0
+    env_steps: int = 0
+    started: float = field(default_factory=time.monotonic)
+    best: tuple[float, str] | None = None
+
+
+class SweepRunner:
+    def __init__(self, sweep: Sweep, store: Store, *, cpus: int,
+                 on_event: Callable[[Progress], None] | None = None):  # fmt: skip
+        self.sweep, self.store, self.cpus = sweep, store, cpus
+        self.on_event = on_event or (lambda p: None)
+        self.queue: queue.Queue = queue.Queue()
+        self.ckpts: dict[str, dict] = {}
+        self.epochs: dict[str, int] = {}
+        self.started_wall: dict[str, float] = {}
+        self.run_by_id: dict[str, RunSpec] = {}
+        self.last_return: dict[str, float] = {}
+        self.steps_seen: dict[str, int] = {}
+
+    # -------------------------------------------------------------- preparation
+    def prepare(self) -> list[RunSpec]:
+        """Skip finished runs, copy runs finished in other sweeps, truncate the logs of
+        unfinished runs to their checkpoint. Returns the runs still to train."""
+        todo = []
+        for r in self.sweep.runs():
+            self.run_by_id[r.run_id] = r
+            if self.store.is_finished(r.run_id):
+                continue
+            if self.store.copy_finished_from_other_sweep(r.run_id):
+                continue
+            if self.store.read_config(r.run_id) is None:
+                self.store.write_config(r.run_id, r.config, r.seed, extra={"swept": r.swept})
+            ckpt = self.store.read_checkpoint(r.run_id)
+            epoch = int(ckpt["epoch"]) if ckpt else 0
+            self.store.truncate_returns(r.run_id, epoch)
+            if ckpt:
+                self.ckpts[r.run_id] = ckpt
+            self.epochs[r.run_id] = epoch
+            self.steps_seen[r.run_id] = int(ckpt["env_steps"]) if ckpt else 0
+            todo.append(r)
+        return todo
+
+    # -------------------------------------------------------------- execution
+    def _submit(self, pack: Pack) -> None:
+        import ray
+
+        remote = ray.remote(pack_task_body).options(
+            num_returns="streaming", max_retries=0, num_cpus=1, name="a2c_pack"
+        )
+        runs = [r for r in pack.runs if r.run_id in pack.unfinished]
+        for r in runs:
+            self.store.write_status(r.run_id, "running", epochs_done=self.epochs[r.run_id])
+            self.started_wall.setdefault(r.run_id, time.monotonic())
+        pack.ref = remote.remote(
+            [r.config.to_dict() for r in runs], [r.seed for r in runs], [r.run_id for r in runs],
+            [self.ckpts.get(r.run_id) for r in runs], self.sweep.execution.checkpoint_every_s,
+        )  # fmt: skip
+        gen = pack.ref
+
+        def pump() -> None:
+            import ray
+
+            try:
+                for ref in gen:
+                    self.queue.put((pack, ray.get(ref)))
+                self.queue.put((pack, ("closed",)))
+            except Exception as exc:  # worker or node died, object lost, cancelled
+                self.queue.put((pack, ("lost", repr(exc))))
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def execute(self, todo: list[RunSpec]) -> Progress:
+        prog = Progress(total_runs=len(self.sweep.runs()),
+                        total_epochs=sum(r.config.epochs for r in self.sweep.runs()))  # fmt: skip
+        for r in self.sweep.runs():
+            st = self.store.read_status(r.run_id) if self.store.is_finished(r.run_id) else None
+            if st:
+                setattr(prog, st["state"], getattr(prog, st["state"]) + 1)
+            prog.epochs_done += r.config.epochs if st else self.epochs.get(r.run_id, 0)
+        live: list[Pack] = []
+        for members in make_packs(todo, self.cpus, self.sweep.execution.pack_size):
+            pack = Pack(runs=members, unfinished={r.run_id for r in members})
+            self._submit(pack)
+            live.append(pack)
+        prog.running = len(todo)
+        self.on_event(prog)
+        pending_rows: dict[str, list[dict]] = {}
+        while live:
+            try:
+                pack, msg = self.queue.get(timeout=0.5)
+            except queue.Empty:
+                self.on_event(prog)
+                continue
+            kind = msg[0]
+            if kind == "row":
+                _, rid, row = msg
+                pending_rows.setdefault(rid, []).append(row)
+                self.store.append_returns(rid, pending_rows.pop(rid))
+                self.epochs[rid] = int(row["epoch"])
+                prog.epochs_done += 1
+                prog.env_steps += int(row["env_steps"]) - self.steps_seen.get(rid, 0)
+                self.steps_seen[rid] = int(row["env_steps"])
+                if not math.isnan(row["return_mean"]):
+                    self.last_return[rid] = row["return_mean"]
+            elif kind == "ckpt":
+                _, rid, state = msg
+                self.store.write_checkpoint(rid, state)
+                self.ckpts[rid] = state
+                self.store.write_status(rid, "running", epochs_done=int(state["epoch"]))
+            elif kind == "end":
+                _, rid, state, pol = msg
+                self.store.write_policy(rid, pol)
+                self._finish(rid, state, None, prog)
+                pack.unfinished.discard(rid)
+            elif kind == "error":
+                tb = msg[2]
+                if len(pack.unfinished) == 1:
+                    (rid,) = pack.unfinished
+                    self._finish(rid, "failed", tb, prog)
+                    pack.unfinished.clear()
+                else:  # isolate the culprit: each remaining run alone, from its checkpoint
+                    for rid in sorted(pack.unfinished):
+                        self._rewind(rid)
+                        solo = Pack(runs=[self.run_by_id[rid]], unfinished={rid})
+                        self._submit(solo)
+                        live.append(solo)
+                    pack.unfinished.clear()
+            elif kind == "lost":
+                if pack.unfinished:
+                    pack.losses += 1
+                    if pack.losses > MAX_LOSSES:
+                        for rid in sorted(pack.unfinished):
+                            self._finish(
+                                rid, "failed", f"worker lost {pack.losses} times: {msg[1]}", prog
+                            )
+                        pack.unfinished.clear()
+                    else:
+                        for rid in pack.unfinished:
+                            self._rewind(rid)
+                        self._submit(pack)
+                        continue
+            if kind in ("closed", "lost", "error") and not pack.unfinished and pack in live:
+                live.remove(pack)
+            elif kind == "closed" and pack.unfinished:  # generator ended without finishing
+                pack.losses += 1
+                for rid in pack.unfinished:
+                    self._rewind(rid)
+                self._submit(pack)
+            self.on_event(prog)
+        prog.running = 0
+        self.on_event(prog)
+        return prog
+
+    def _rewind(self, rid: str) -> None:
+        """Drop rows past the last checkpoint: they will be recomputed (bitwise equal)."""
+        epoch = int(self.ckpts[rid]["epoch"]) if rid in self.ckpts else 0
+        self.store.truncate_returns(rid, epoch)
+        self.epochs[rid] = epoch
+        self.steps_seen[rid] = int(self.ckpts[rid]["env_steps"]) if rid in self.ckpts else 0
+
+    def _finish(self, rid: str, state: str, error: str | None, prog: Progress) -> None:
+        wall = time.monotonic() - self.started_wall.get(rid, time.monotonic())
+        self.store.write_status(
+            rid, state, error=error, wall_s=wall, epochs_done=self.epochs.get(rid, 0)
+        )
+        self.ckpts.pop(rid, None)
+        setattr(prog, state, getattr(prog, state) + 1)
+        prog.running -= 1
+
+
+def best_so_far(sweep: Sweep, store: Store) -> tuple[str, float, bool] | None:
+    """(label of the best configuration, its mean final score over seeds, all finished?)
+    from disk, using the mean of return_mean over each run's last ceil(10%) epochs."""
+    by_cfg: dict[str, list[float]] = {}
+    finished: dict[str, bool] = {}
+    for r in sweep.runs():
+        rows = store.read_returns(r.run_id) if store.returns_path(r.run_id).exists() else []
+        vals = [float(x["return_mean"]) for x in rows]
+        if not vals:
+            continue
+        k = max(1, math.ceil(0.1 * len(vals)))
+        tail = [v for v in vals[-k:] if not math.isnan(v)]
+        if not tail:
+            continue
+        label = ", ".join(f"{a}={b}" for a, b in r.swept.items()) or "(fixed config)"
+        by_cfg.setdefault(label, []).append(sum(tail) / len(tail))
+        st = store.read_status(r.run_id)
+        finished[label] = finished.get(label, True) and bool(st and st["state"] == "done")
+    if not by_cfg:
+        return None
+    label = max(by_cfg, key=lambda k: sum(by_cfg[k]) / len(by_cfg[k]))
+    return label, sum(by_cfg[label]) / len(by_cfg[label]), finished[label]

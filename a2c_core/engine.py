@@ -16,6 +16,7 @@ One epoch of one run (article order, defects fixed):
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -239,15 +240,8 @@ def train_pack(
                  else np.zeros((0, obs_dim), dtype))  # fmt: skip
         f_run = f_idx // N
 
-        def next_values(p: int, params: dict, values: np.ndarray | None, out: np.ndarray):
-            """Fill run p's columns of ``out`` [T, PN] with V(true successor)."""
-            cols = slice(p * N, (p + 1) * N)
-            if values is not None:
-                out[:-1, cols] = values[1:]
-            out[-1, cols] = value_forward(obs[cols], params)
-            sel = f_run == p
-            if sel.any():
-                out[f_t[sel], f_idx[sel]] = value_forward(f_obs[sel], params)
+        finals = (f_t, f_idx, f_obs, f_run)
+        next_values = functools.partial(_fill_next_values, N=N, last_obs=obs, finals=finals)
 
         # ---- 2-3. value targets and fit, per run ---------------------------------------
         next_v = np.zeros((T, PN), dtype=dtype)
@@ -360,6 +354,21 @@ def train_pack(
         ret_buf[:] = 0.0
         len_buf[:] = 0
         yield from records
+
+
+def _fill_next_values(p: int, params: dict, values: np.ndarray | None, out: np.ndarray, *,
+                      N: int, last_obs: np.ndarray, finals: tuple) -> None:  # fmt: skip
+    """Fill run p's columns of ``out`` [T, P*N] with V(true successor of each step):
+    the next row's value inside the rollout, V(last obs) on the last row, V(final obs) where
+    an episode ended (``finals`` = step indices, flat env indices, final obs, run indices)."""
+    f_t, f_idx, f_obs, f_run = finals
+    cols = slice(p * N, (p + 1) * N)
+    if values is not None:
+        out[:-1, cols] = values[1:]
+    out[-1, cols] = value_forward(last_obs[cols], params)
+    sel = f_run == p
+    if sel.any():
+        out[f_t[sel], f_idx[sel]] = value_forward(f_obs[sel], params)
 
 
 def cfg_lambda(cfg: A2CConfig) -> bool:

@@ -147,6 +147,8 @@ class GaussianPolicy:
 def make_policy(observation_space, action_space, hidden: int, dtype):
     import gymnasium as gym
 
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise ValueError(f"env: unsupported observation space {observation_space} (need a Box)")
     obs_dim = int(np.prod(observation_space.shape))
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalPolicy(obs_dim, int(action_space.n), hidden, dtype)

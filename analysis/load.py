@@ -1,0 +1,372 @@
+"""Read a results directory into one long-form pandas DataFrame (one row per run and epoch).
+
+The layout is the one written by :class:`runner.store.Store` (DESIGN.md "Results
+directory")::
+
+    <results>/<name>/sweep.yaml, runs.csv, runs/<run_id>/{config.json, returns.csv, status.json}
+
+Which runs: the rows of runs.csv (the runs of the sweep as last launched). Without runs.csv,
+every run directory under runs/, with the swept parameters taken from sweep.yaml's grid keys
+(or, lacking that, the config fields that differ between runs). Run directories of an earlier
+launch that runs.csv no longer lists belong to another version of the experiment and are left
+out.
+
+Nothing is dropped silently: a run that has not recorded an epoch yet (pending, or failed at
+start) keeps one placeholder row with ``epoch`` <NA> and NaN metrics, so that counts of
+done / running / failed / diverged runs can be taken from the frame alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ID_COLUMNS",
+    "INT_COLUMNS",
+    "RETURN_COLUMNS",
+    "STATES",
+    "AnalysisError",
+    "config_label",
+    "load",
+    "param_columns",
+]
+
+RETURN_COLUMNS = (
+    "epoch",
+    "env_steps",
+    "episodes",
+    "return_mean",
+    "return_median",
+    "return_min",
+    "return_max",
+    "length_mean",
+    "value_loss",
+    "policy_loss",
+    "entropy",
+    "explained_variance",
+    "wall_s",
+)
+INT_COLUMNS = ("epoch", "env_steps", "episodes")
+STATES = ("done", "running", "pending", "diverged", "failed")
+"""run states in the frame: status.json's four, plus ``pending`` (no status yet)."""
+ID_COLUMNS = ("run_id", "config", "seed", "state")
+"""columns of :func:`load`'s frame that are neither swept parameters nor returns.csv columns."""
+
+
+class AnalysisError(Exception):
+    """A results directory that cannot be analysed. ``str(err)`` is one line naming the file."""
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def format_value(value: Any) -> str:
+    """Short text for a parameter value: ``0.001``, ``0.999``, ``64``, ``True``."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.4g}"
+    return str(value)
+
+
+def config_label(params: dict[str, Any]) -> str:
+    """``"policy_lr=0.1, value_lr=0.01"``; ``"all runs"`` when nothing is swept."""
+    if not params:
+        return "all runs"
+    return ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
+
+
+def param_columns(frame: pd.DataFrame) -> list[str]:
+    """The swept-parameter columns of a frame from :func:`load` (or derived from it)."""
+    skip = set(ID_COLUMNS) | set(RETURN_COLUMNS)
+    params = frame.attrs.get("params")
+    if params is not None:
+        return [p for p in params if p in frame.columns]
+    # a frame that lost its attrs: everything left of "config"/"seed" that is no known column
+    out = []
+    for column in frame.columns:
+        if column in ("config", "seed"):
+            break
+        if column not in skip:
+            out.append(column)
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise AnalysisError(f"{path}: corrupt JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise AnalysisError(f"{path}: corrupt JSON (expected an object)")
+    return data
+
+
+def _read_state(run_dir: Path, fallback: str) -> str:
+    path = run_dir / "status.json"
+    try:
+        data = _read_json(path)
+    except AnalysisError:
+        data = None  # the store rewrites status.json atomically; unreadable = not started
+    if data is None:
+        return fallback
+    state = data.get("state")
+    if state not in STATES:
+        raise AnalysisError(f"{path}: unknown state {state!r}")
+    return state
+
+
+def _parse_cell(column: str, cell: str, path: Path, line: int) -> int | float:
+    try:
+        if column in INT_COLUMNS:
+            return int(cell)
+        return float(cell)
+    except ValueError:
+        raise AnalysisError(
+            f"{path}: line {line}: column {column!r}: not a number: {cell!r}"
+        ) from None
+
+
+def read_returns(path: Path) -> pd.DataFrame:
+    """One run's returns.csv as a frame (RETURN_COLUMNS). A missing file gives no rows.
+
+    A torn last line (no trailing newline: a crash mid-append, or a run still writing) is
+    ignored, as the store does. Anything else that does not parse raises
+    :class:`AnalysisError` naming the file and line.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return read_returns_empty()
+    except OSError as exc:
+        raise AnalysisError(f"{path}: cannot read ({exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AnalysisError(f"{path}: corrupt returns.csv (not text)") from None
+    # the part after the last newline is empty, or a torn row that the writer is finishing
+    lines = text.split("\n")[:-1]
+    if not lines:  # empty, or only a torn header: a run that has just started
+        return read_returns_empty()
+    header = lines[0].strip().split(",")
+    if tuple(header) != RETURN_COLUMNS:
+        raise AnalysisError(
+            f"{path}: corrupt returns.csv: unexpected header {lines[0][:80]!r} "
+            f"(expected {','.join(RETURN_COLUMNS)})"
+        )
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.strip().split(",")
+        if len(cells) != len(RETURN_COLUMNS):
+            raise AnalysisError(
+                f"{path}: line {number}: corrupt returns.csv: expected {len(RETURN_COLUMNS)} "
+                f"fields, got {len(cells)}"
+            )
+        rows.append(
+            [
+                _parse_cell(column, cell, path, number)
+                for column, cell in zip(RETURN_COLUMNS, cells, strict=True)
+            ]
+        )
+    frame = pd.DataFrame(rows, columns=list(RETURN_COLUMNS))
+    if not frame.empty:
+        epochs = frame["epoch"].to_numpy()
+        if np.any(np.diff(epochs) <= 0):
+            raise AnalysisError(f"{path}: corrupt returns.csv: epochs are not increasing")
+    return frame
+
+
+def read_returns_empty() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=float) for c in RETURN_COLUMNS})
+
+
+def _coerce(value: str, kind: type | None) -> Any:
+    """A runs.csv cell -> the parameter's type (runs.csv stores text)."""
+    if kind is bool:
+        return value.strip().lower() == "true"
+    if kind is int:
+        return int(value)
+    if kind is float:
+        return float(value)
+    if kind is str:
+        return value
+    for convert in (int, float):  # unknown field: best effort
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _field_types() -> dict[str, type]:
+    from a2c_core.config import FIELD_TYPES  # cheap: no torch, no ray
+
+    return FIELD_TYPES
+
+
+def _runs_from_csv(results: Path, path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            body = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AnalysisError(f"{path}: cannot read runs.csv ({exc})") from None
+    if header is None:
+        return [], []
+    if not header or header[0] != "run_id" or "seed" not in header or "state" not in header:
+        raise AnalysisError(f"{path}: corrupt runs.csv: header must be run_id, params..., seed, state")
+    params = header[1 : header.index("seed")]
+    types = _field_types()
+    runs = []
+    for number, cells in enumerate(body, start=2):
+        if not cells:
+            continue
+        if len(cells) != len(header):
+            raise AnalysisError(f"{path}: line {number}: corrupt runs.csv: wrong field count")
+        row = dict(zip(header, cells, strict=True))
+        run_id = row["run_id"]
+        config = _read_json(results / "runs" / run_id / "config.json")
+        resolved = (config or {}).get("config") or {}
+        values = {}
+        for p in params:
+            # config.json keeps the exact type and value; runs.csv is text
+            try:
+                values[p] = resolved[p] if p in resolved else _coerce(row[p], types.get(p))
+            except ValueError:
+                raise AnalysisError(
+                    f"{path}: line {number}: {p}: cannot read {row[p]!r}"
+                ) from None
+        try:
+            seed = int(row["seed"])
+        except ValueError:
+            raise AnalysisError(f"{path}: line {number}: seed: not an integer") from None
+        runs.append({"run_id": run_id, "params": values, "seed": seed, "state": row["state"]})
+    return params, runs
+
+
+def _runs_from_dirs(results: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    runs_dir = results / "runs"
+    if not runs_dir.is_dir():
+        return [], []
+    configs = {}
+    for run_dir in sorted(runs_dir.iterdir()):
+        if not run_dir.is_dir() or run_dir.name.startswith("."):
+            continue
+        path = run_dir / "config.json"
+        config = _read_json(path)
+        if config is None:
+            raise AnalysisError(f"{path}: missing (needed to identify the run without runs.csv)")
+        if not isinstance(config.get("config"), dict) or "seed" not in config:
+            raise AnalysisError(f"{path}: corrupt config.json (no 'config' or 'seed')")
+        configs[run_dir.name] = config
+    if not configs:
+        return [], []
+    params: list[str] | None = None
+    sweep_yaml = results / "sweep.yaml"
+    if sweep_yaml.is_file():
+        from runner.spec import SpecError, load_spec
+
+        try:
+            params = list(load_spec(sweep_yaml).grid)
+        except SpecError:
+            params = None
+    if params is None:  # the fields that differ between runs
+        fields = next(iter(configs.values()))["config"].keys()
+        params = [
+            f
+            for f in fields
+            if len({json.dumps(c["config"].get(f)) for c in configs.values()}) > 1
+        ]
+    runs = [
+        {
+            "run_id": run_id,
+            "params": {p: c["config"].get(p) for p in params},
+            "seed": int(c["seed"]),
+            "state": "pending",
+        }
+        for run_id, c in configs.items()
+    ]
+    return params, runs
+
+
+def load(results_dir: str | Path) -> pd.DataFrame:
+    """Results directory -> long-form frame, one row per (run, epoch).
+
+    Columns: the swept parameters (in grid order), ``config`` (a label such as
+    ``"policy_lr=0.1, value_lr=0.01"``), ``run_id``, ``seed``, ``state`` (done, running,
+    pending, diverged, failed: from status.json, which is fresher than runs.csv), then every
+    returns.csv column. ``epoch``, ``env_steps`` and ``episodes`` are nullable integers; a run
+    with no recorded epoch has one row with ``epoch`` <NA>. Rows are in grid order, then seed,
+    then epoch. ``frame.attrs["params"]`` lists the swept parameters, ``attrs["name"]`` the
+    sweep name.
+
+    Raises :class:`AnalysisError` (one line naming the file) for a missing directory, an empty
+    sweep or a file that cannot be parsed.
+    """
+    results = Path(results_dir)
+    if not results.exists():
+        raise AnalysisError(f"{results}: no such results directory")
+    if not results.is_dir():
+        raise AnalysisError(f"{results}: not a directory")
+    runs_csv = results / "runs.csv"
+    if runs_csv.is_file():
+        params, runs = _runs_from_csv(results, runs_csv)
+    else:
+        params, runs = _runs_from_dirs(results)
+    if not runs:
+        raise AnalysisError(
+            f"{results}: empty sweep: no runs found (no rows in runs.csv and no runs/ directories)"
+        )
+    frames = []
+    for run in runs:
+        run_dir = results / "runs" / run["run_id"]
+        returns = read_returns(run_dir / "returns.csv")
+        state = _read_state(run_dir, fallback=run["state"] if run["state"] in STATES else "pending")
+        if returns.empty:  # keep the run visible
+            returns = pd.DataFrame([[math.nan] * len(RETURN_COLUMNS)], columns=list(RETURN_COLUMNS))
+        for p in params:
+            returns.insert(len(returns.columns) - len(RETURN_COLUMNS), p, run["params"][p])
+        front = {
+            "config": config_label(run["params"]),
+            "run_id": run["run_id"],
+            "seed": run["seed"],
+            "state": state,
+        }
+        for i, (column, value) in enumerate(front.items()):
+            returns.insert(len(params) + i, column, value)
+        frames.append(returns)
+    frame = pd.concat(frames, ignore_index=True)
+    for column in INT_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    for column in RETURN_COLUMNS:
+        if column not in INT_COLUMNS:
+            frame[column] = frame[column].astype(float)
+    frame["seed"] = frame["seed"].astype("int64")
+    frame.attrs["params"] = list(params)
+    frame.attrs["name"] = results.resolve().name
+    return frame
+
+
+def config_order(frame: pd.DataFrame) -> list[str]:
+    """Configuration labels in the order they first appear (grid order for :func:`load`)."""
+    return list(dict.fromkeys(frame["config"]))
+
+
+def config_params(frame: pd.DataFrame, params: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per configuration: ``config`` and the parameter values, in frame order."""
+    params = list(param_columns(frame) if params is None else params)
+    return frame.drop_duplicates("config")[["config", *params]].reset_index(drop=True)

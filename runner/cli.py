@@ -120,28 +120,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     from runner.launch import SweepRunner, init_ray
 
-    cpus = init_ray(args.address, sweep.execution.num_cpus)
-    runner = SweepRunner(sweep, store, cpus=cpus)
+    # what is left to train is known from disk: a finished sweep needs no Ray
+    runner = SweepRunner(sweep, store, cpus=1)
     todo = runner.prepare()
     store.write_runs_csv_for(sweep)
     print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
-          f"{len(todo)} to train on {cpus} CPUs -> {store.dir}")  # fmt: skip
+          f"{len(todo)} to train -> {store.dir}")  # fmt: skip
     code = EXIT_INTERRUPTED
     try:
         if todo:
+            runner.cpus = init_ray(args.address, sweep.execution.num_cpus)
+            print(f"training {len(todo)} runs on {runner.cpus} CPUs")
             from rich.live import Live
 
             with Live(refresh_per_second=2, transient=False) as live:
                 runner.on_event = lambda p: live.update(_progress_table(p, sweep, store, runner))
+                runner.log = live.console.print
                 runner.execute(todo)
+            if not live.console.is_terminal:
+                live.console.line()  # rich leaves the last render unterminated off a terminal
         code = EXIT_OK
     except KeyboardInterrupt:
         print("interrupted: relaunch the same command to resume", file=sys.stderr)
     finally:
         store.write_runs_csv_for(sweep)
-        import ray
+        if todo:
+            import ray
 
-        ray.shutdown()
+            ray.shutdown()
     if code == EXIT_INTERRUPTED:
         return code
     table = store.runs_table(sweep)

@@ -54,20 +54,19 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
         def checkpoint_when(run: int, epoch: int) -> bool:
             return want["now"]
 
+        # train_pack asks checkpoint_when for every run of an epoch before it yields any
+        # record of that epoch, so deciding after each record (the last one of the epoch
+        # wins) gives every run of the next epoch the same answer, whichever runs are left.
         for rec in train_pack(cfgs, seeds, resume=resume, checkpoint_when=checkpoint_when):
             rid = run_ids[rec.run]
             yield ("row", rid, rec.row())
             if rec.checkpoint is not None and not rec.finished:
                 yield ("ckpt", rid, rec.checkpoint)
+                last_ckpt = time.monotonic()
             if rec.finished:
                 state = "diverged" if rec.diverged else "done"
                 yield ("end", rid, state, policy_state(cfgs[rec.run], seeds[rec.run], rec.policy))
-            if rec.run == len(cfgs) - 1 or rec.finished:
-                # decide at the end of an epoch whether the next epoch checkpoints
-                now = time.monotonic()
-                want["now"] = now - last_ckpt >= checkpoint_every_s
-                if want["now"]:
-                    last_ckpt = now
+            want["now"] = time.monotonic() - last_ckpt >= checkpoint_every_s
     except Exception:
         yield ("error", None, traceback.format_exc())
 
@@ -140,9 +139,11 @@ class Progress:
 
 class SweepRunner:
     def __init__(self, sweep: Sweep, store: Store, *, cpus: int,
-                 on_event: Callable[[Progress], None] | None = None):  # fmt: skip
+                 on_event: Callable[[Progress], None] | None = None,
+                 log: Callable[[str], None] | None = None):  # fmt: skip
         self.sweep, self.store, self.cpus = sweep, store, cpus
         self.on_event = on_event or (lambda p: None)
+        self.log = log or (lambda line: None)  # failures and resubmissions, as they happen
         self.queue: queue.Queue = queue.Queue()
         self.ckpts: dict[str, dict] = {}
         self.epochs: dict[str, int] = {}
@@ -150,6 +151,7 @@ class SweepRunner:
         self.run_by_id: dict[str, RunSpec] = {}
         self.last_return: dict[str, float] = {}
         self.steps_seen: dict[str, int] = {}
+        self.prog: Progress | None = None
 
     # -------------------------------------------------------------- preparation
     def prepare(self) -> list[RunSpec]:
@@ -206,6 +208,7 @@ class SweepRunner:
     def execute(self, todo: list[RunSpec]) -> Progress:
         prog = Progress(total_runs=len(self.sweep.runs()),
                         total_epochs=sum(r.config.epochs for r in self.sweep.runs()))  # fmt: skip
+        self.prog = prog
         for r in self.sweep.runs():
             st = self.store.read_status(r.run_id) if self.store.is_finished(r.run_id) else None
             if st:
@@ -246,12 +249,16 @@ class SweepRunner:
                 self.store.write_policy(rid, pol)
                 self._finish(rid, state, None, prog)
                 pack.unfinished.discard(rid)
+                if state == "diverged":
+                    self.log(f"run {rid} diverged at epoch {self.epochs.get(rid, 0)}")
             elif kind == "error":
                 tb = msg[2]
                 if len(pack.unfinished) == 1:
                     (rid,) = pack.unfinished
                     self._finish(rid, "failed", tb, prog)
                     pack.unfinished.clear()
+                    last = tb.strip().splitlines()[-1] if tb.strip() else "error"
+                    self.log(f"run {rid} failed: {last}")
                 else:  # isolate the culprit: each remaining run alone, from its checkpoint
                     for rid in sorted(pack.unfinished):
                         self._rewind(rid)
@@ -259,27 +266,24 @@ class SweepRunner:
                         self._submit(solo)
                         live.append(solo)
                     pack.unfinished.clear()
-            elif kind == "lost":
-                if pack.unfinished:
-                    pack.losses += 1
-                    if pack.losses > MAX_LOSSES:
-                        for rid in sorted(pack.unfinished):
-                            self._finish(
-                                rid, "failed", f"worker lost {pack.losses} times: {msg[1]}", prog
-                            )
-                        pack.unfinished.clear()
-                    else:
-                        for rid in pack.unfinished:
-                            self._rewind(rid)
-                        self._submit(pack)
-                        continue
+            elif kind in ("lost", "closed") and pack.unfinished:
+                # worker or node died (lost), or the generator ended early (closed): resubmit
+                # from the last checkpoints, up to MAX_LOSSES times
+                why = msg[1] if kind == "lost" else "pack ended before its runs finished"
+                pack.losses += 1
+                if pack.losses > MAX_LOSSES:
+                    for rid in sorted(pack.unfinished):
+                        self._finish(rid, "failed", f"worker lost {pack.losses} times: {why}", prog)
+                    pack.unfinished.clear()
+                else:
+                    for rid in pack.unfinished:
+                        self._rewind(rid)
+                    epochs = ", ".join(str(self.epochs[r]) for r in sorted(pack.unfinished))
+                    self.log(f"pack of {len(pack.unfinished)} runs lost ({why}); "
+                             f"resubmitting from epochs {epochs}")  # fmt: skip
+                    self._submit(pack)
             if kind in ("closed", "lost", "error") and not pack.unfinished and pack in live:
                 live.remove(pack)
-            elif kind == "closed" and pack.unfinished:  # generator ended without finishing
-                pack.losses += 1
-                for rid in pack.unfinished:
-                    self._rewind(rid)
-                self._submit(pack)
             self.on_event(prog)
         prog.running = 0
         self.on_event(prog)
@@ -289,6 +293,8 @@ class SweepRunner:
         """Drop rows past the last checkpoint: they will be recomputed (bitwise equal)."""
         epoch = int(self.ckpts[rid]["epoch"]) if rid in self.ckpts else 0
         self.store.truncate_returns(rid, epoch)
+        if self.prog is not None:  # those epochs are to be done again
+            self.prog.epochs_done -= max(0, self.epochs.get(rid, 0) - epoch)
         self.epochs[rid] = epoch
         self.steps_seen[rid] = int(self.ckpts[rid]["env_steps"]) if rid in self.ckpts else 0
 

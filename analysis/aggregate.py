@@ -1,0 +1,429 @@
+"""Aggregates over seeds: final scores, curves on a common env-step grid, the ranking.
+
+Every function is stateless: frames in (the long form of :func:`analysis.load.load`, or the
+per-run frame of :func:`final_scores`), frames out. Randomness (bootstrap) comes only from an
+explicit ``seed`` turned into a fresh ``numpy.random.Generator`` per call.
+
+Definitions (DESIGN.md "Aggregation"):
+
+- final score of a run: mean of the metric over its last ceil(10 %) epochs (at least one),
+  NaN epochs skipped; NaN if none is left.
+- IQM: interquartile mean, ``scipy.stats.trim_mean(x, 0.25)`` (rliable's definition).
+- confidence intervals: percentile bootstrap over runs (seeds), ``n_resamples`` resamples.
+- rankings use runs whose state is ``done``; diverged / failed / running / pending runs are
+  counted but score nothing.
+- P(X > Y): rliable's probability of improvement for one task, the mean over all pairs
+  (x_i, y_j) of 1[x_i > y_j] + 0.5 * 1[x_i == y_j].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.load import STATES, param_columns
+
+__all__ = [
+    "STATISTICS",
+    "aggregate_curves",
+    "best_run",
+    "bootstrap_ci",
+    "cell_table",
+    "final_scores",
+    "iqm",
+    "performance_profile",
+    "probability_of_improvement",
+    "ranking",
+    "sensitivity",
+]
+
+
+def iqm(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Interquartile mean: the mean of the middle 50 % (trim 25 % at each end)."""
+    return stats.trim_mean(values, 0.25, axis=axis)
+
+
+def _median(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    return np.median(values, axis=axis)
+
+
+def _mean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    return np.mean(values, axis=axis)
+
+
+STATISTICS: dict[str, Callable[..., np.ndarray | float]] = {
+    "median": _median,
+    "mean": _mean,
+    "iqm": iqm,
+}
+"""name -> statistic(values, axis) over runs."""
+
+
+def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    array = np.asarray(values, dtype=float).ravel()
+    return array[np.isfinite(array)]
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    statistic: str | Callable[..., np.ndarray | float] = "iqm",
+    *,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic`` over the finite ``values`` (one per run).
+
+    Resamples runs with replacement from ``numpy.random.default_rng(seed)``. One value gives a
+    zero-width interval at it; no value gives (NaN, NaN).
+    """
+    rng = np.random.default_rng(seed)
+    low, high = _bootstrap(_finite(values)[:, None], _statistic(statistic), rng, n_resamples,
+                           confidence)  # fmt: skip
+    return float(low[0]), float(high[0])
+
+
+def _statistic(statistic: str | Callable[..., np.ndarray | float]) -> Callable:
+    if callable(statistic):
+        return statistic
+    try:
+        return STATISTICS[statistic]
+    except KeyError:
+        raise ValueError(f"statistic: expected one of {sorted(STATISTICS)}, got {statistic!r}")
+
+
+def _bootstrap(
+    values: np.ndarray,
+    statistic: Callable,
+    rng: np.random.Generator,
+    n_resamples: int,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """values [R, K] (R runs, K points, all finite) -> CI bounds [K] over resampled runs."""
+    runs, points = values.shape
+    if runs == 0:
+        return np.full(points, np.nan), np.full(points, np.nan)
+    if runs == 1:
+        return values[0].copy(), values[0].copy()
+    index = rng.integers(0, runs, size=(n_resamples, runs))
+    resampled = statistic(values[index], axis=1)  # [B, K]
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(resampled, [alpha, 1.0 - alpha], axis=0)
+    return low, high
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
+    """P(X > Y) over all pairs of finite scores: mean of 1[x > y] + 0.5 * 1[x == y]."""
+    a, b = _finite(x), _finite(y)
+    if a.size == 0 or b.size == 0:
+        return math.nan
+    greater = (a[:, None] > b[None, :]).mean()
+    ties = (a[:, None] == b[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+# --------------------------------------------------------------------------- final scores
+
+
+def _last_fraction(count: int, fraction: float) -> int:
+    # round first: 30 * 0.1 is 3.0000000000000004 in floating point
+    return max(1, math.ceil(round(count * fraction, 9)))
+
+
+def final_scores(
+    frame: pd.DataFrame, metric: str = "return_mean", fraction: float = 0.1
+) -> pd.DataFrame:
+    """One row per run: params, config, run_id, seed, state, epochs, env_steps, final_score.
+
+    ``final_score`` is the mean of ``metric`` over the run's last ceil(fraction x epochs)
+    recorded epochs, NaN epochs skipped (NaN if none is left or the run has no epoch).
+    ``epochs`` counts recorded epochs, ``env_steps`` is the last one recorded.
+    """
+    if metric not in frame.columns:
+        raise KeyError(f"metric {metric!r} is not a column of the frame")
+    params = param_columns(frame)
+    rows = []
+    for run_id, run in frame.groupby("run_id", sort=False):
+        recorded = run[run["epoch"].notna()].sort_values("epoch")
+        epochs = len(recorded)
+        score = math.nan
+        if epochs:
+            tail = recorded[metric].to_numpy(dtype=float)[-_last_fraction(epochs, fraction) :]
+            tail = tail[np.isfinite(tail)]
+            if tail.size:
+                score = float(tail.mean())
+        first = run.iloc[0]
+        steps = recorded["env_steps"].iloc[-1] if epochs else pd.NA
+        rows.append(
+            {
+                **{p: first[p] for p in params},
+                "config": first["config"],
+                "run_id": run_id,
+                "seed": int(first["seed"]),
+                "state": first["state"],
+                "epochs": epochs,
+                "env_steps": steps,
+                "final_score": score,
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["env_steps"] = out["env_steps"].astype("Int64")
+    out.attrs["params"] = params
+    out.attrs["metric"] = metric
+    return out
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def aggregate_curves(
+    frame: pd.DataFrame,
+    metric: str = "return_mean",
+    *,
+    states: Sequence[str] = ("done", "running"),
+    points: int = 100,
+    seed: int = 0,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Median, mean and IQM of ``metric`` over the seeds of each configuration, with CIs.
+
+    Runs do not share env steps (episode ends differ), so each run is linearly interpolated
+    onto one common grid of ``points`` env-step values spanning all runs; a run enters a grid
+    point only inside its own recorded range (no extrapolation), so partial runs shorten the
+    set of seeds late in training rather than bias it. NaN epochs are skipped. Only runs
+    whose state is in ``states`` are used (default: done and running; diverged and failed
+    runs would pull the aggregate toward their frozen values).
+
+    Returns one row per (configuration, grid point) with at least one run: params, config,
+    env_steps, n_runs, and for each of median / mean / iqm the value and ``_low`` / ``_high``
+    bootstrap bounds.
+    """
+    params = param_columns(frame)
+    used = frame[frame["state"].isin(states) & frame["epoch"].notna()]
+    used = used[np.isfinite(used[metric].to_numpy(dtype=float))]
+    columns = [*params, "config", "env_steps", "n_runs"]
+    for name in STATISTICS:
+        columns += [name, f"{name}_low", f"{name}_high"]
+    if used.empty:
+        out = pd.DataFrame(columns=columns)
+        out.attrs["params"] = params
+        return out
+    steps = used["env_steps"].to_numpy(dtype=float)
+    grid = np.linspace(steps.min(), steps.max(), max(2, points))
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for config, group in used.groupby("config", sort=False):
+        curves, covered = [], []
+        for _, run in group.groupby("run_id", sort=False):
+            x = run["env_steps"].to_numpy(dtype=float)
+            y = run[metric].to_numpy(dtype=float)
+            curves.append(np.interp(grid, x, y))
+            covered.append((grid >= x.min()) & (grid <= x.max()))
+        values, mask = np.array(curves), np.array(covered)  # [R, K]
+        result = {name: np.full(grid.size, np.nan) for name in columns[len(params) + 3 :]}
+        # grid points with the same set of covering runs are bootstrapped together
+        patterns, which = np.unique(mask.T, axis=0, return_inverse=True)
+        for k, pattern in enumerate(patterns):
+            cols = np.flatnonzero(which.ravel() == k)
+            if not pattern.any():
+                continue
+            block = values[pattern][:, cols]
+            for name, statistic in STATISTICS.items():
+                result[name][cols] = statistic(block, axis=0)
+                low, high = _bootstrap(block, statistic, rng, n_resamples, confidence)
+                result[f"{name}_low"][cols], result[f"{name}_high"][cols] = low, high
+        n_runs = mask.sum(axis=0)
+        first = group.iloc[0]
+        piece = pd.DataFrame(
+            {
+                **{p: first[p] for p in params},
+                "config": config,
+                "env_steps": grid,
+                "n_runs": n_runs,
+                **{name: result[name] for name in columns[len(params) + 3 :]},
+            }
+        )
+        pieces.append(piece[piece["n_runs"] > 0])
+    out = pd.concat(pieces, ignore_index=True)[columns]
+    out.attrs["params"] = params
+    out.attrs["metric"] = metric
+    return out
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def ranking(
+    scores: pd.DataFrame,
+    *,
+    seed: int = 0,
+    n_resamples: int = 10000,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Configurations ranked by the IQM of the final scores of their done runs.
+
+    ``scores`` is :func:`final_scores`' frame. One row per configuration, best first (NaN IQM,
+    e.g. no done run yet, last; ties keep grid order): rank, params, config, iqm, ci_low,
+    ci_high (bootstrap CI of the IQM), median, mean, std, n_done, n_running, n_pending,
+    n_diverged, n_failed, and ``p_beats_next``: P(a done run of this configuration scores
+    more than one of the next-ranked configuration) (NaN for the last row).
+    """
+    params = param_columns(scores)
+    rng = np.random.default_rng(seed)
+    rows = []
+    samples = []
+    for config, group in scores.groupby("config", sort=False):
+        done = _finite(group.loc[group["state"] == "done", "final_score"])
+        low, high = _bootstrap(done[:, None], iqm, rng, n_resamples, confidence)
+        counts = group["state"].value_counts()
+        first = group.iloc[0]
+        rows.append(
+            {
+                **{p: first[p] for p in params},
+                "config": config,
+                "iqm": float(iqm(done)) if done.size else math.nan,
+                "ci_low": float(low[0]),
+                "ci_high": float(high[0]),
+                "median": float(np.median(done)) if done.size else math.nan,
+                "mean": float(done.mean()) if done.size else math.nan,
+                "std": float(done.std(ddof=1)) if done.size > 1 else math.nan,
+                **{f"n_{state}": int(counts.get(state, 0)) for state in STATES},
+            }
+        )
+        samples.append(done)
+    table = pd.DataFrame(rows)
+    # best first; configurations without a score last; ties (and NaNs) in grid order
+    order = np.argsort(-table["iqm"].fillna(-np.inf).to_numpy(), kind="stable")
+    table = table.iloc[order].reset_index(drop=True)
+    ranked = [samples[i] for i in order]
+    table["p_beats_next"] = [
+        probability_of_improvement(ranked[i], ranked[i + 1]) if i + 1 < len(ranked) else math.nan
+        for i in range(len(ranked))
+    ]
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    counts = ["n_done", "n_running", "n_pending", "n_diverged", "n_failed"]
+    front = ["rank", *params, "config", "iqm", "ci_low", "ci_high", "median", "mean", "std"]
+    table = table[[*front, *counts, "p_beats_next"]]
+    table.attrs["params"] = params
+    return table
+
+
+# --------------------------------------------------------------------------- sensitivity
+
+
+def sensitivity(
+    scores: pd.DataFrame,
+    param: str,
+    *,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Final score against one swept parameter, every other parameter marginalised.
+
+    For each value of ``param`` (sorted), over the done runs of every configuration with that
+    value: n_runs, iqm with bootstrap ci_low / ci_high, median, q25, q75, min, max, and
+    ``best_config_iqm`` (the IQM of the best configuration with that value, i.e. the value's
+    best case when the other parameters are tuned).
+    """
+    rng = np.random.default_rng(seed)
+    done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
+    rows = []
+    for value in sorted(scores[param].unique()):
+        at = done[done[param] == value]
+        x = at["final_score"].to_numpy(dtype=float)
+        low, high = _bootstrap(x[:, None], iqm, rng, n_resamples, confidence)
+        per_config = at.groupby("config")["final_score"].apply(lambda s: iqm(s.to_numpy()))
+        rows.append(
+            {
+                param: value,
+                "n_runs": x.size,
+                "iqm": float(iqm(x)) if x.size else math.nan,
+                "ci_low": float(low[0]),
+                "ci_high": float(high[0]),
+                "median": float(np.median(x)) if x.size else math.nan,
+                "q25": float(np.quantile(x, 0.25)) if x.size else math.nan,
+                "q75": float(np.quantile(x, 0.75)) if x.size else math.nan,
+                "min": float(x.min()) if x.size else math.nan,
+                "max": float(x.max()) if x.size else math.nan,
+                "best_config_iqm": float(per_config.max()) if x.size else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def cell_table(
+    scores: pd.DataFrame, x: str, y: str, *, statistic: str = "iqm", where: dict | None = None
+) -> pd.DataFrame:
+    """Pivot of ``statistic`` of done runs' final scores: rows = values of ``y`` (sorted),
+    columns = values of ``x``; other parameters marginalised unless fixed by ``where``."""
+    done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
+    for key, value in (where or {}).items():
+        done = done[done[key] == value]
+    function = _statistic(statistic)
+    xs, ys = sorted(scores[x].unique()), sorted(scores[y].unique())
+    table = pd.DataFrame(np.nan, index=pd.Index(ys, name=y), columns=pd.Index(xs, name=x))
+    for (xv, yv), group in done.groupby([x, y]):
+        table.loc[yv, xv] = float(function(group["final_score"].to_numpy(dtype=float)))
+    return table
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def performance_profile(
+    scores: pd.DataFrame,
+    *,
+    configs: Sequence[str] | None = None,
+    taus: Sequence[float] | np.ndarray | None = None,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Fraction of done runs whose final score exceeds each threshold tau, per configuration.
+
+    ``configs`` selects configurations (default all) and adds an ``"all configurations"``
+    curve pooling every done run. ``taus`` defaults to 101 values over the range of the
+    scores. Returns long form: config, tau, fraction, low, high (bootstrap over runs).
+    """
+    done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
+    all_scores = done["final_score"].to_numpy(dtype=float)
+    if taus is None:
+        if all_scores.size:
+            taus = np.linspace(all_scores.min(), all_scores.max(), 101)
+        else:
+            taus = np.zeros(1)
+    taus = np.asarray(taus, dtype=float)
+    rng = np.random.default_rng(seed)
+    groups: list[tuple[str, np.ndarray]] = []
+    for config in configs if configs is not None else list(dict.fromkeys(scores["config"])):
+        at = done.loc[done["config"] == config, "final_score"].to_numpy(dtype=float)
+        groups.append((config, at))
+    if configs is not None:
+        groups.append(("all configurations", all_scores))
+    pieces = []
+    for config, x in groups:
+        above = (x[:, None] > taus[None, :]).astype(float)  # [R, taus]
+        fraction = above.mean(axis=0) if x.size else np.full(taus.size, np.nan)
+        low, high = _bootstrap(above, _mean, rng, n_resamples, confidence)
+        pieces.append(
+            pd.DataFrame(
+                {"config": config, "tau": taus, "fraction": fraction, "low": low, "high": high}
+            )
+        )
+    return pd.concat(pieces, ignore_index=True)
+
+
+def best_run(scores: pd.DataFrame, table: pd.DataFrame) -> str:
+    """run_id of the best done run (highest final score) of the top-ranked configuration."""
+    for config in table.loc[table["iqm"].notna(), "config"]:
+        runs = scores[(scores["config"] == config) & (scores["state"] == "done")]
+        runs = runs[np.isfinite(runs["final_score"].astype(float))]
+        if not runs.empty:
+            return str(runs.sort_values("final_score", ascending=False, kind="stable").iloc[0]["run_id"])
+    raise ValueError("no done run has a final score")

@@ -1,0 +1,300 @@
+"""`a2c-sweep analyze | refine | gif`: :func:`register` adds them to the main parser.
+
+Module-level imports are stdlib only, so building the parser (and `a2c-sweep status`) stays
+fast; pandas, matplotlib and torch load inside the command that needs them. Each command
+returns an exit code: 0 done, 2 bad input (one line on stderr naming the problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cmd_analyze", "cmd_gif", "cmd_refine", "main", "register"]
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+OUTPUT_DIR = "analysis"
+
+
+def fail(message: str) -> int:
+    print(f"a2c-sweep: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fmt(value: Any) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = None) -> str:
+    """The ranking as a Markdown document (title, definitions, one table)."""
+    from analysis.load import param_columns
+
+    params = param_columns(table)
+    rows = table if top is None else table.head(top)
+    header = ["rank", *params, "IQM", "95% CI", "median", "mean", "done", "running",
+              "pending", "diverged", "failed", "P(> next)"]  # fmt: skip
+    lines = [
+        f"# Ranking of {name}",
+        "",
+        f"Final score of a run: mean `{metric}` over its last 10% of epochs (at least one). "
+        "Configurations are ranked by the interquartile mean (IQM) of the final scores of "
+        "their done runs, with a 95% percentile-bootstrap CI over seeds. P(> next): "
+        "probability that a done run of this configuration scores more than one of the next "
+        "(rliable's probability of improvement).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if h not in params else "---" for h in header) + "|",
+    ]
+    for row in rows.itertuples(index=False):
+        r = row._asdict()
+        cells = [str(r["rank"]), *[_fmt(r[p]) for p in params], _fmt(r["iqm"]),
+                 f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", _fmt(r["median"]),
+                 _fmt(r["mean"]), *[str(r[f"n_{s}"]) for s in
+                                    ("done", "running", "pending", "diverged", "failed")],
+                 _fmt(r["p_beats_next"])]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _print_table(table: Any, *, name: str, metric: str, top: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from analysis.load import param_columns
+
+    params = param_columns(table)
+    shown = table.head(top)
+    rich_table = Table(title=f"{name}: top {len(shown)} of {len(table)} configurations "
+                             f"(final score = mean {metric} over the last 10% of epochs)")  # fmt: skip
+    rich_table.add_column("#", justify="right")
+    for p in params:
+        rich_table.add_column(p, justify="right")
+    for column in ("IQM", "95% CI", "median", "mean"):
+        rich_table.add_column(column, justify="right")
+    rich_table.add_column("seeds done/div/fail/run", justify="right")
+    rich_table.add_column("P(> next)", justify="right")
+    for row in shown.itertuples(index=False):
+        r = row._asdict()
+        unfinished = r["n_running"] + r["n_pending"]
+        rich_table.add_row(
+            str(r["rank"]),
+            *[_fmt(r[p]) for p in params],
+            _fmt(r["iqm"]),
+            f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+            _fmt(r["median"]),
+            _fmt(r["mean"]),
+            f"{r['n_done']}/{r['n_diverged']}/{r['n_failed']}/{unfinished}",
+            _fmt(r["p_beats_next"]),
+        )
+    # a pipe or a log file would get rich's 80 columns, too narrow for the parameters
+    Console(width=None if sys.stdout.isatty() else 160).print(rich_table)
+
+
+# --------------------------------------------------------------------------- analyze
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no window
+
+    from analysis import aggregate, plots
+    from analysis.load import AnalysisError, load
+
+    results = Path(args.results_dir)
+    try:
+        frame = load(results)
+    except AnalysisError as exc:
+        return fail(str(exc))
+    metric = args.metric
+    numeric = [c for c in frame.columns[frame.columns.get_loc("epoch") :] if c != "epoch"]
+    if metric not in numeric:
+        return fail(f"--metric: {metric!r} is not a returns.csv column ({', '.join(numeric)})")
+    if frame["epoch"].notna().sum() == 0:
+        return fail(f"{results}: nothing to analyze yet: no run has recorded an epoch")
+    name = frame.attrs.get("name", results.name)
+    scores = aggregate.final_scores(frame, metric)
+    table = aggregate.ranking(scores, seed=args.seed)
+    curves = aggregate.aggregate_curves(frame, metric, seed=args.seed)
+
+    out_dir = results / OUTPUT_DIR
+    out_dir.mkdir(exist_ok=True)
+    written = []
+    for file_name, data in (("ranking.csv", table), ("scores.csv", scores), ("curves.csv", curves)):
+        path = out_dir / file_name
+        _write_text(path, data.to_csv(index=False))
+        written.append(path)
+    path = out_dir / "ranking.md"
+    _write_text(path, ranking_markdown(table, name=name, metric=metric))
+    written.append(path)
+    written += plots.write_plots(frame, scores, table, curves, out_dir, top=args.top,
+                                 metric=metric, seed=args.seed)  # fmt: skip
+
+    counts = scores["state"].value_counts()
+    summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "pending", "diverged",
+                                                     "failed") if counts.get(s, 0))  # fmt: skip
+    print(f"{name}: {len(scores)} runs ({summary}), {len(table)} configurations")
+    _print_table(table, name=name, metric=metric, top=args.top)
+    print(f"wrote {len(written)} files to {out_dir}/:")
+    for path in written:
+        print(f"  {path}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- refine
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    from analysis.load import AnalysisError
+    from analysis.refine import write_refined
+
+    try:
+        path, refinement = write_refined(
+            args.results_dir,
+            args.output,
+            top=args.top,
+            points=args.points,
+            seeds=args.seeds,
+            same_seeds=args.same_seeds,
+            metric=args.metric,
+            seed=args.seed,
+        )
+    except AnalysisError as exc:
+        return fail(str(exc))
+    for note in refinement.notes:
+        print(f"  {note}")
+    for key, values in refinement.grid.items():
+        print(f"  grid.{key}: {', '.join(str(v) for v in values)}")
+    configs = math.prod(len(v) for v in refinement.grid.values())
+    print(
+        f"wrote {path}: {configs} configurations, {refinement.num_runs} runs "
+        f"(name {refinement.spec['name']!r}); start it with: a2c-sweep run {path}"
+    )
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- gif
+
+
+def cmd_gif(args: argparse.Namespace) -> int:
+    from analysis.load import AnalysisError
+
+    if (args.run_dir is None) == (args.best is None):
+        return fail("gif: give either a run directory or --best RESULTS/NAME")
+    try:
+        if args.best is not None:
+            from analysis import aggregate
+            from analysis.load import load
+
+            frame = load(args.best)
+            scores = aggregate.final_scores(frame)
+            table = aggregate.ranking(scores, n_resamples=200)
+            try:
+                run_id = aggregate.best_run(scores, table)
+            except ValueError:
+                return fail(f"{args.best}: no done run with a final score; no best run yet")
+            run_dir = Path(args.best) / "runs" / run_id
+            print(f"best run: {run_id} ({table.iloc[0]['config']})")
+        else:
+            run_dir = Path(args.run_dir)
+            if not run_dir.exists():
+                return fail(f"{run_dir}: no such run directory")
+        from analysis.gif import record_gif
+
+        recording = record_gif(
+            run_dir,
+            args.output,
+            episodes=args.episodes,
+            deterministic=args.deterministic,
+            seed=args.seed,
+            max_steps=args.max_steps,
+        )
+    except AnalysisError as exc:
+        return fail(str(exc))
+    for i, (ret, length) in enumerate(zip(recording.returns, recording.lengths, strict=True), 1):
+        print(f"episode {i}: return {ret:.1f} in {length} steps")
+    size = recording.path.stat().st_size
+    print(f"wrote {recording.path}: {recording.env}, {recording.frames} frames, "
+          f"{size / 1e6:.2f} MB")  # fmt: skip
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def register(subparsers: Any) -> None:
+    """Add analyze, refine and gif to the `a2c-sweep` subparsers (``set_defaults(func=...)``)."""
+    p = subparsers.add_parser(
+        "analyze", help="rankings, aggregate curves and plots into RESULTS/NAME/analysis/"
+    )
+    p.add_argument("results_dir", help="RESULTS/NAME")
+    p.add_argument("--metric", default="return_mean", help="returns.csv column (default: return_mean)")
+    p.add_argument("--top", type=_positive_int, default=5, help="configurations shown and plotted (5)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = subparsers.add_parser("refine", help="write a finer follow-up sweep around the best")
+    p.add_argument("results_dir", help="RESULTS/NAME")
+    p.add_argument("-o", "--output", required=True, help="the new sweep YAML file")
+    p.add_argument("--top", type=_positive_int, default=3, help="refine around the top K (3)")
+    p.add_argument("--points", type=_positive_int, default=5, help="values per best value (5)")
+    p.add_argument("--seeds", type=_positive_int, default=None,
+                   help="number of new seeds (default: as many as before)")  # fmt: skip
+    p.add_argument("--same-seeds", action="store_true", help="reuse the old seeds")
+    p.add_argument("--metric", default="return_mean", help="returns.csv column (return_mean)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
+    p.set_defaults(func=cmd_refine)
+
+    p = subparsers.add_parser("gif", help="record a trained policy as an animated GIF")
+    p.add_argument("run_dir", nargs="?", help="RESULTS/NAME/runs/RUN_ID")
+    p.add_argument("--best", metavar="RESULTS/NAME",
+                   help="use the best done run of the best configuration")  # fmt: skip
+    p.add_argument("-o", "--output", default="agent.gif", help="GIF file (agent.gif)")
+    p.add_argument("--episodes", type=_positive_int, default=1, help="episodes recorded (1)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="take the most likely / mean action instead of sampling")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="env reset and action sampling seed (0)")
+    p.add_argument("--max-steps", type=_positive_int, default=None,
+                   help="cap episode length (default: the env's time limit)")  # fmt: skip
+    p.set_defaults(func=cmd_gif)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one of the three commands without the rest of `a2c-sweep` (tests, debugging)."""
+    parser = argparse.ArgumentParser(prog="a2c-sweep")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

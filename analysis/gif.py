@@ -1,0 +1,199 @@
+"""Render a trained policy (a run's policy.pt) to an animated GIF.
+
+policy.pt is ``torch.save({"format": 1, "config": A2CConfig fields, "seed": int,
+"params": {name: tensor}})``; the policy is rebuilt with :func:`a2c_core.policies.make_policy`
+from the env's spaces. Episodes run in a gymnasium env made with ``render_mode="rgb_array"``
+(classic-control CartPole draws with pygame: ``SDL_VIDEODRIVER=dummy`` is set when unset, so
+no display is needed; CartPoleSwingUp draws with Pillow). Each episode contributes its
+length + 1 frames (the reset frame, then one per step).
+
+torch is imported here lazily, only to read policy.pt.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.load import AnalysisError
+
+__all__ = ["Episode", "Recording", "load_policy", "record_gif", "run_episodes"]
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    returns: list[float]
+    lengths: list[int]
+    frames: int
+    env: str
+
+
+def load_policy(path: str | Path) -> dict[str, Any]:
+    """policy.pt -> {"config": dict, "seed": int, "params": {name: numpy array}}."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "policy.pt"
+    if not path.is_file():
+        raise AnalysisError(f"{path}: missing (the run has not finished, or is not a run dir)")
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise AnalysisError(f"{path}: cannot read policy ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+        raise AnalysisError(f"{path}: corrupt policy.pt (no 'params')")
+    if not isinstance(data.get("config"), dict) or "env" not in data["config"]:
+        raise AnalysisError(f"{path}: corrupt policy.pt (no 'config' with an env)")
+    params = {
+        name: np.asarray(t.numpy() if hasattr(t, "numpy") else t) for name, t in data["params"].items()
+    }
+    return {"config": data["config"], "seed": int(data.get("seed", 0)), "params": params}
+
+
+def _make_env(env_id: str, max_steps: int | None) -> Any:
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    import gymnasium as gym
+
+    import a2c_core  # noqa: F401  (registers CartPoleSwingUp-v0/-v1)
+
+    kwargs: dict[str, Any] = {"render_mode": "rgb_array"}
+    if max_steps is not None:
+        kwargs["max_episode_steps"] = int(max_steps)
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.Error as exc:
+        raise AnalysisError(f"env {env_id!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Episode:
+    frames: list[np.ndarray]
+    """rgb_array frames [H, W, 3]: the reset frame, then one per step (length + 1)."""
+    rewards: list[float]
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.rewards))
+
+    @property
+    def length(self) -> int:
+        return len(self.rewards)
+
+
+def run_episodes(
+    policy_data: dict[str, Any],
+    *,
+    episodes: int = 1,
+    deterministic: bool = False,
+    seed: int = 0,
+    max_steps: int | None = None,
+) -> list[Episode]:
+    """Play ``episodes`` episodes with rendering.
+
+    ``deterministic`` takes the policy's mode (argmax / Gaussian mean); otherwise actions are
+    sampled with ``numpy.random.default_rng(seed)``. Env resets are seeded with ``seed`` (the
+    first) and continue its stream after. ``max_steps`` overrides the env's time limit.
+    """
+    from a2c_core.policies import make_policy
+
+    config = policy_data["config"]
+    env = _make_env(config["env"], max_steps)
+    dtype = np.dtype(config.get("dtype", "float32"))
+    policy = make_policy(env.observation_space, env.action_space, int(config.get("hidden", 64)),
+                         dtype)  # fmt: skip
+    params = {k: v.astype(dtype, copy=False) for k, v in policy_data["params"].items()}
+    stacked = {k: v[None] for k, v in params.items()}  # a pack of one run: [P=1, ...]
+    rng = np.random.default_rng(seed)
+    space = env.action_space
+    played = []
+    try:
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=seed if episode == 0 else None)
+            frames, rewards, done = [env.render()], [], False
+            while not done:
+                x = np.asarray(obs, dtype=dtype).reshape(-1)
+                if deterministic:
+                    action = policy.mode(params, x[None])[0]
+                else:
+                    noise = policy.noise(rng, 1, 1)  # [T=1, N=1(, A)] used as [P=1, N=1(, A)]
+                    action = policy.act(stacked, x[None, None], noise)[0, 0]
+                if policy.discrete:
+                    action = int(action)
+                else:
+                    action = np.clip(np.asarray(action, dtype=space.dtype), space.low, space.high)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                rewards.append(float(reward))
+                frames.append(env.render())
+                done = terminated or truncated
+            played.append(Episode(frames=frames, rewards=rewards))
+    finally:
+        env.close()
+    return played
+
+
+def _caption(frame: np.ndarray, text: str) -> np.ndarray:
+    """``frame`` with ``text`` in its top-left corner. The changing step number also keeps
+    consecutive frames distinct: Pillow's GIF writer merges identical frames."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(np.ascontiguousarray(frame[..., :3]))
+    draw = ImageDraw.Draw(image)
+    size = max(10, image.height // 25)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has a single bitmap font
+        font = ImageFont.load_default()
+    draw.text((8, 6), text, fill=(0, 0, 0), font=font)
+    return np.asarray(image)
+
+
+def record_gif(
+    run: str | Path,
+    out: str | Path,
+    *,
+    episodes: int = 1,
+    deterministic: bool = False,
+    seed: int = 0,
+    max_steps: int | None = None,
+    fps: int = 50,
+) -> Recording:
+    """Play the policy of ``run`` (a run directory or a policy.pt) and write a GIF to ``out``.
+
+    Frames carry a caption (env, episode, step, return so far). The GIF loops forever at
+    ``fps`` (50: CartPole's and SwingUp's real time). Returns the episode returns and lengths
+    and the frame count (the sum of length + 1 over episodes).
+    """
+    import imageio.v3 as iio
+
+    if episodes < 1:
+        raise AnalysisError(f"--episodes: must be >= 1, got {episodes}")
+    if max_steps is not None and max_steps < 1:
+        raise AnalysisError(f"--max-steps: must be >= 1, got {max_steps}")
+    out = Path(out)
+    if not out.parent.exists():
+        raise AnalysisError(f"{out.parent}: no such directory")
+    data = load_policy(run)
+    env_id = data["config"]["env"]
+    played = run_episodes(data, episodes=episodes, deterministic=deterministic, seed=seed,
+                          max_steps=max_steps)  # fmt: skip
+    mode = "deterministic" if deterministic else "sampled"
+    frames = []
+    for e, episode in enumerate(played, start=1):
+        total = 0.0
+        for step, frame in enumerate(episode.frames):
+            if step:
+                total += episode.rewards[step - 1]
+            text = f"{env_id} ({mode})  episode {e}/{len(played)}  step {step}  return {total:.1f}"
+            frames.append(_caption(frame, text))
+    tmp = out.with_name(f".tmp-{out.name}")
+    iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
+    tmp.replace(out)
+    return Recording(path=out, returns=[ep.total for ep in played],
+                     lengths=[ep.length for ep in played], frames=len(frames),
+                     env=env_id)  # fmt: skip

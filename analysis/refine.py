@@ -1,0 +1,291 @@
+"""Coarse-to-fine: a follow-up sweep YAML around the best configurations of a finished one.
+
+For each swept parameter:
+
+- no detectable effect on the final score (Kruskal-Wallis over its values, other parameters
+  marginalised, p >= ``alpha``), or a single value: fixed at the best configuration's value;
+- learning rates and other positive numbers: log-spaced neighbours of each top-K value,
+  ``v * 10**linspace(-s, s, points)``, where s is half the distance in decades to the nearest
+  other value of the old grid (0.5 when there is none), so the new grid fills the gaps;
+- gamma and lam: the same on the 1 - x scale (0.99 -> 0.9968, 0.99, 0.9684), kept in [0, 1];
+- integers: log-spaced neighbours rounded to positive integers;
+- booleans and strings: the values taken by the top-K configurations.
+
+Every top-K configuration's own values are kept exactly, so the best configuration is a point
+of the new grid. New seeds by default: ``{count, start}`` starting after the largest old seed.
+The name is ``<old>-refined``; the file is checked with :func:`runner.spec.load_spec` before
+it replaces ``out``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import AnalysisError, format_value
+
+__all__ = ["Refinement", "neighbours", "refine", "write_refined"]
+
+UNIT_INTERVAL = ("gamma", "lam")
+_MERGE_DECADES = 0.02  # neighbours closer than this (in log10) to a kept value are dropped
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """A follow-up sweep: ``spec`` is the YAML mapping; ``notes`` say what was decided."""
+
+    spec: dict[str, Any]
+    grid: dict[str, list[Any]]
+    fixed: dict[str, Any]
+    notes: list[str]
+    best: dict[str, Any]
+
+    @property
+    def num_runs(self) -> int:
+        seeds = self.spec["seeds"]
+        count = seeds["count"] if isinstance(seeds, dict) else len(seeds)
+        return math.prod(len(v) for v in self.grid.values()) * count
+
+
+def _round_sig(value: float, digits: int = 3) -> float:
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def _half_gap(center: float, others: Sequence[float]) -> float:
+    """Half the log10 distance from ``center`` to the nearest other positive value (0.5 if
+    there is none)."""
+    gaps = [abs(math.log10(o) - math.log10(center)) for o in others if o > 0 and o != center]
+    return min(gaps) / 2 if gaps else 0.5
+
+
+def neighbours(name: str, kind: type, center: Any, old_values: Sequence[Any], points: int) -> list:
+    """Values around ``center`` for parameter ``name`` (``kind`` its type), ``center`` first.
+
+    See the module docstring for the rule per kind. ``old_values`` is the old grid's list.
+    """
+    points = max(1, int(points))
+    if kind is bool or kind is str or isinstance(center, bool):
+        return [center]
+    if name in UNIT_INTERVAL:
+        u = 1.0 - float(center)
+        others = [1.0 - float(v) for v in old_values]
+        if u > 0:
+            span = _half_gap(u, others)
+            us = u * 10 ** np.linspace(-span, span, points)
+        else:  # center == 1: fill between 1 and the nearest old value
+            nearest = min((o for o in others if o > 0), default=0.01)
+            us = nearest * 10 ** np.linspace(-1.5, -0.5, max(1, points - 1))
+        us = np.clip(us, 0.0, 1.0)
+        values = [round(1.0 - _round_sig(float(x)), 12) for x in us]
+        return [center, *values]
+    if kind is int:
+        span = _half_gap(float(center), [float(v) for v in old_values])
+        values = [max(1, round(float(center) * 10**o)) for o in np.linspace(-span, span, points)]
+        return [center, *values]
+    center = float(center)
+    if center <= 0:
+        return [center]
+    span = _half_gap(center, [float(v) for v in old_values])
+    values = [_round_sig(center * 10**o) for o in np.linspace(-span, span, points)]
+    return [center, *values]
+
+
+def _merge(candidates: Sequence[Any], centers: Sequence[Any], name: str) -> list:
+    """Sorted union: centers exactly, other candidates unless within _MERGE_DECADES of a kept
+    value (measured on the 1 - x scale for gamma / lam)."""
+
+    def scale(v: Any) -> float | None:
+        x = 1.0 - float(v) if name in UNIT_INTERVAL else float(v)
+        return math.log10(x) if x > 0 else None
+
+    kept: list[Any] = []
+    for value in [*centers, *candidates]:
+        if isinstance(value, bool | str):
+            if value not in kept:
+                kept.append(value)
+            continue
+        s = scale(value)
+        close = any(
+            (s is None and scale(k) is None)
+            or (s is not None and scale(k) is not None and abs(s - scale(k)) < _MERGE_DECADES)
+            or k == value
+            for k in kept
+        )
+        if not close:
+            kept.append(value)
+    if all(isinstance(v, bool | str) for v in kept):
+        return kept
+    return sorted(kept)
+
+
+def _effect_p_value(scores: pd.DataFrame, param: str) -> float:
+    """Kruskal-Wallis p-value of done runs' final scores grouped by ``param`` (NaN: no test)."""
+    from scipy import stats
+
+    done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
+    groups = [g["final_score"].to_numpy(dtype=float) for _, g in done.groupby(param)]
+    groups = [g for g in groups if g.size]
+    if len(groups) < 2:
+        return math.nan
+    try:
+        return float(stats.kruskal(*groups).pvalue)
+    except ValueError:  # all scores identical: no effect at all
+        return 1.0
+
+
+def refine(
+    sweep: Any,
+    scores: pd.DataFrame,
+    table: pd.DataFrame,
+    *,
+    top: int = 3,
+    points: int = 5,
+    seeds: int | None = None,
+    same_seeds: bool = False,
+    alpha: float = 0.05,
+) -> Refinement:
+    """The follow-up sweep around the top-``top`` configurations of ``table``.
+
+    ``sweep`` is the old :class:`runner.spec.Sweep`, ``scores`` / ``table`` the frames of
+    :func:`analysis.aggregate.final_scores` / :func:`analysis.aggregate.ranking`. ``seeds``
+    sets the number of new seeds (default: as many as before); ``same_seeds`` reuses the old
+    seed list instead.
+    """
+    from a2c_core.config import FIELD_TYPES
+
+    from runner.spec import MAX_SEED
+
+    ranked = table[table["iqm"].notna()]
+    if ranked.empty:
+        raise AnalysisError(f"{sweep.name}: no done run has a final score yet; nothing to refine")
+    if top < 1:
+        raise AnalysisError(f"--top: must be >= 1, got {top}")
+    if points < 1:
+        raise AnalysisError(f"--points: must be >= 1, got {points}")
+    best_rows = ranked.head(top)
+    best = {p: _plain(best_rows.iloc[0][p]) for p in sweep.grid}
+    notes = [
+        f"around the top {len(best_rows)} configuration(s) of {sweep.name!r} by IQM of final "
+        f"score; best: {', '.join(f'{k}={format_value(v)}' for k, v in best.items()) or '-'}"
+    ]
+    grid: dict[str, list[Any]] = {}
+    fixed: dict[str, Any] = {}
+    for param, old_values in sweep.grid.items():
+        p_value = _effect_p_value(scores, param) if len(old_values) > 1 else math.nan
+        if len(old_values) == 1 or (math.isfinite(p_value) and p_value >= alpha):
+            fixed[param] = best[param]
+            why = "one value" if len(old_values) == 1 else f"no detectable effect, p={p_value:.2g}"
+            notes.append(f"{param}: fixed at {format_value(best[param])} ({why})")
+            continue
+        centers = list(dict.fromkeys(_plain(v) for v in best_rows[param]))
+        candidates = []
+        for center in centers:
+            candidates += neighbours(param, FIELD_TYPES.get(param, float), center, old_values,
+                                     points)  # fmt: skip
+        values = _merge(candidates, centers, param)
+        if len(values) == 1:
+            fixed[param] = values[0]
+            notes.append(f"{param}: fixed at {format_value(values[0])}")
+            continue
+        grid[param] = values
+        effect = f"p={p_value:.2g}" if math.isfinite(p_value) else "effect not testable"
+        notes.append(f"{param}: {len(values)} values around {len(centers)} best ({effect})")
+
+    old_seeds = list(sweep.seeds)
+    if same_seeds:
+        new_seeds: Any = old_seeds if seeds is None else old_seeds[:seeds]
+        notes.append("seeds: the old ones")
+    else:
+        count = seeds if seeds is not None else len(old_seeds)
+        if count < 1:
+            raise AnalysisError(f"--seeds: must be >= 1, got {count}")
+        start = max(old_seeds) + 1
+        if start + count - 1 > MAX_SEED:
+            raise AnalysisError(f"{sweep.name}: no room for {count} new seeds above {start - 1}")
+        new_seeds = {"count": count, "start": start}
+        notes.append(f"seeds: {count} new ones from {start} (old ones excluded)")
+
+    name = f"{sweep.name}-refined"
+    spec: dict[str, Any] = {
+        "name": name,
+        "description": f"refinement of {sweep.name}: " + "; ".join(notes),
+    }
+    for key, value in sweep.raw.items():  # the old fixed fields, as written
+        if key not in ("name", "description", "grid", "seeds", "execution"):
+            spec[key] = value
+    spec.update(fixed)
+    if grid:
+        spec["grid"] = grid
+    spec["seeds"] = new_seeds
+    if sweep.raw.get("execution") is not None:
+        spec["execution"] = sweep.raw["execution"]
+    return Refinement(spec=spec, grid=grid, fixed=fixed, notes=notes, best=best)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python values (yaml.safe_dump cannot write numpy types)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def to_yaml(refinement: Refinement, source: str) -> str:
+    import yaml
+
+    header = [f"# written by `a2c-sweep refine {source}`"]
+    header += [f"# {note}" for note in refinement.notes]
+    body = yaml.safe_dump(refinement.spec, sort_keys=False, default_flow_style=None, width=100)
+    return "\n".join(header) + "\n" + body
+
+
+def write_refined(
+    results_dir: str | Path,
+    out: str | Path,
+    *,
+    top: int = 3,
+    points: int = 5,
+    seeds: int | None = None,
+    same_seeds: bool = False,
+    metric: str = "return_mean",
+    seed: int = 0,
+) -> tuple[Path, Refinement]:
+    """Load ``results_dir``, rank it, write the refined sweep to ``out`` (validated first)."""
+    from runner.spec import SpecError, load_spec
+
+    from analysis.aggregate import final_scores, ranking
+    from analysis.load import load
+
+    results = Path(results_dir)
+    frame = load(results)
+    sweep_yaml = results / "sweep.yaml"
+    if not sweep_yaml.is_file():
+        raise AnalysisError(f"{sweep_yaml}: missing (refine needs the sweep as launched)")
+    try:
+        sweep = load_spec(sweep_yaml)
+    except SpecError as exc:
+        raise AnalysisError(str(exc)) from None
+    if metric not in frame.columns:
+        raise AnalysisError(f"--metric: {metric!r} is not a returns.csv column")
+    scores = final_scores(frame, metric)
+    table = ranking(scores, seed=seed, n_resamples=1000)
+    refinement = refine(sweep, scores, table, top=top, points=points, seeds=seeds,
+                        same_seeds=same_seeds)  # fmt: skip
+    out = Path(out)
+    if out.parent and not out.parent.exists():
+        raise AnalysisError(f"{out.parent}: no such directory")
+    tmp = out.with_name(f".tmp-{out.name}")
+    tmp.write_text(to_yaml(refinement, str(results)), encoding="utf-8")
+    try:
+        load_spec(tmp)
+    except SpecError as exc:
+        tmp.unlink(missing_ok=True)
+        raise AnalysisError(f"refined sweep does not validate: {exc}") from None
+    os.replace(tmp, out)
+    return out, refinement

@@ -27,6 +27,7 @@ import numpy as np
 
 from a2c_core.config import A2CConfig
 from a2c_core.envs.base import make_pack_env
+from a2c_core.fused import make_fused_rollout
 from a2c_core.gae import compute_gae, discounted_returns
 from a2c_core.policies import adam_step, make_policy
 from a2c_core.valuefit import PARAM_NAMES, init_value_params, value_fit, value_forward
@@ -150,6 +151,7 @@ def train_pack(
     env = make_pack_env(cfg0.env, num_runs, N, [r[1] for r in rngs])
     obs_dim = int(np.prod(env.observation_space.shape))
     policy = make_policy(env.observation_space, env.action_space, cfg0.hidden, dtype)
+    fused = make_fused_rollout(env, policy, [r[1] for r in rngs])
 
     # Parameters: policy stacked over runs (one batched forward per step), value per run.
     pol_runs = [policy.init_params(r[0]) for r in rngs]
@@ -185,6 +187,8 @@ def train_pack(
         rngs[p][2].bit_generator.state = state["rng_action"]
         cols = slice(p * N, (p + 1) * N)
         env.set_state(p, _from_tensors(state["env"]))
+        if fused is not None:
+            fused.set_state(p, _from_tensors(state["env"]))
         obs[cols] = _from_tensors({"o": state["obs"]})["o"]
         ep_ret[cols] = _from_tensors({"r": state["ep_return"]})["r"]
         ep_len[cols] = _from_tensors({"l": state["ep_length"]})["l"]
@@ -203,41 +207,26 @@ def train_pack(
     valid_buf = np.empty((T, PN), dtype=bool)
     ret_buf = np.zeros((T, PN))
     len_buf = np.zeros((T, PN), dtype=np.int64)
+    if fused is not None:
+        bufs = dict(obs=obs_buf, act=act_buf, rew=rew_buf, term=term_buf, end=end_buf,
+                    valid=valid_buf, ret=ret_buf, len=len_buf,
+                    final=np.zeros((T, PN, obs_dim), dtype=dtype))  # fmt: skip
 
     while any(active):
         t_start = time.perf_counter()
         noise = [policy.noise(rngs[p][2], T, N) if active[p] else None for p in range(num_runs)]
         template = next(n for n in noise if n is not None)
-        noise_all = np.stack([n if n is not None else np.zeros_like(template) for n in noise], 1)
-        finals_t, finals_idx, finals_obs = [], [], []
+        noise = [n if n is not None else np.zeros_like(template) for n in noise]
         # ---- 1. rollout -------------------------------------------------------------
-        for t in range(T):
-            obs3 = obs.reshape(num_runs, N, obs_dim)
-            obs_buf[:, t] = obs3
-            actions = policy.act(pol, obs3, noise_all[t])
-            act_buf[:, t] = actions
-            step = env.step(actions.reshape(act_shape))
-            rew_buf[t] = step.reward
-            term_buf[t] = step.terminated
-            valid_buf[t] = step.valid
-            done = step.terminated | step.truncated
-            end_buf[t] = done | ~step.valid
-            ep_ret += step.reward
-            ep_len += step.valid
-            if done.any():
-                idx = np.flatnonzero(done)
-                finals_t.append(np.full(idx.size, t))
-                finals_idx.append(idx)
-                finals_obs.append(step.final_obs[idx])
-                ret_buf[t, idx] = ep_ret[idx]
-                len_buf[t, idx] = ep_len[idx]
-                ep_ret[idx] = 0.0
-                ep_len[idx] = 0
-            obs = step.obs.astype(dtype, copy=False).reshape(PN, obs_dim)
-        f_t = np.concatenate(finals_t) if finals_t else np.zeros(0, dtype=np.int64)
-        f_idx = np.concatenate(finals_idx) if finals_idx else np.zeros(0, dtype=np.int64)
-        f_obs = (np.concatenate(finals_obs).astype(dtype) if finals_obs
-                 else np.zeros((0, obs_dim), dtype))  # fmt: skip
+        if fused is not None:
+            fused.run(obs, pol["W"], pol["b"], np.stack(noise), bufs, ep_ret, ep_len)
+            f_t, f_idx = np.nonzero(end_buf)
+            f_obs = bufs["final"][f_t, f_idx]
+        else:
+            f_t, f_idx, f_obs, obs = _generic_rollout(
+                env, policy, pol, obs, np.stack(noise, 1), act_shape, obs_buf, act_buf,
+                rew_buf, term_buf, end_buf, valid_buf, ret_buf, len_buf, ep_ret, ep_len, dtype,
+            )  # fmt: skip
         f_run = f_idx // N
 
         finals = (f_t, f_idx, f_obs, f_run)
@@ -345,7 +334,9 @@ def train_pack(
                     "value_step": val_step[p],
                     "rng_env": rngs[p][1].bit_generator.state,
                     "rng_action": rngs[p][2].bit_generator.state,
-                    "env": _to_tensors(env.get_state(p)),
+                    "env": _to_tensors(
+                        {**env.get_state(p), **(fused.get_state(p) if fused is not None else {})}
+                    ),
                     "obs": _to_tensors({"o": obs[cols]})["o"],
                     "ep_return": _to_tensors({"r": ep_ret[cols]})["r"],
                     "ep_length": _to_tensors({"l": ep_len[cols]})["l"],
@@ -354,6 +345,43 @@ def train_pack(
         ret_buf[:] = 0.0
         len_buf[:] = 0
         yield from records
+
+
+def _generic_rollout(env, policy, pol, obs, noise_all, act_shape, obs_buf, act_buf, rew_buf,
+                     term_buf, end_buf, valid_buf, ret_buf, len_buf, ep_ret, ep_len, dtype):  # fmt: skip
+    """One epoch of vector steps through the PackEnv interface (any env, any policy).
+    Fills the buffers; returns (step indices, flat env indices, final obs) of episode ends
+    and the next epoch's first observation."""
+    finals_t, finals_idx, finals_obs = [], [], []
+    # ---- 1. rollout -------------------------------------------------------------
+    for t in range(noise_all.shape[0]):
+        obs3 = obs.reshape(obs_buf.shape[0], -1, obs.shape[1])
+        obs_buf[:, t] = obs3
+        actions = policy.act(pol, obs3, noise_all[t])
+        act_buf[:, t] = actions
+        step = env.step(actions.reshape(act_shape))
+        rew_buf[t] = step.reward
+        term_buf[t] = step.terminated
+        valid_buf[t] = step.valid
+        done = step.terminated | step.truncated
+        end_buf[t] = done | ~step.valid
+        ep_ret += step.reward
+        ep_len += step.valid
+        if done.any():
+            idx = np.flatnonzero(done)
+            finals_t.append(np.full(idx.size, t))
+            finals_idx.append(idx)
+            finals_obs.append(step.final_obs[idx])
+            ret_buf[t, idx] = ep_ret[idx]
+            len_buf[t, idx] = ep_len[idx]
+            ep_ret[idx] = 0.0
+            ep_len[idx] = 0
+        obs = step.obs.astype(dtype, copy=False).reshape(obs.shape)
+    f_t = np.concatenate(finals_t) if finals_t else np.zeros(0, dtype=np.int64)
+    f_idx = np.concatenate(finals_idx) if finals_idx else np.zeros(0, dtype=np.int64)
+    f_obs = (np.concatenate(finals_obs).astype(dtype) if finals_obs
+             else np.zeros((0, obs.shape[1]), dtype))  # fmt: skip
+    return f_t, f_idx, f_obs, obs
 
 
 def _fill_next_values(p: int, params: dict, values: np.ndarray | None, out: np.ndarray, *,

@@ -78,9 +78,15 @@ def test_fallback_to_eager_warns_once_and_agrees(monkeypatch):
 
 
 def test_engine_runs_on_the_fallback_path(monkeypatch):
-    from a2c_core import A2CConfig, train
+    """Without numba: eager value fit and the generic (numpy) rollout, same results shape."""
+    from a2c_core import A2CConfig, engine, fused, train
 
+    calls = []
+    generic = engine._generic_rollout
+    monkeypatch.setattr(engine, "_generic_rollout", lambda *a: calls.append(1) or generic(*a))
     monkeypatch.setattr(vf, "_HAVE_NUMBA", False)
     monkeypatch.setattr(vf, "_warned", True)
+    monkeypatch.setattr(fused, "_HAVE_NUMBA", False)
     recs = list(train(A2CConfig(num_envs=2, steps_per_epoch=100, epochs=2, value_iters=5), 0))
     assert len(recs) == 2 and np.isfinite(recs[-1].value_loss)
+    assert recs[-1].env_steps == 2 * 2 * 100 and calls == [1, 1]

@@ -1,0 +1,95 @@
+"""The fused CartPole rollout against gymnasium's CartPoleEnv, step by step."""
+
+import gymnasium as gym
+import numpy as np
+
+from a2c_core.envs.cartpole import CartPolePackEnv
+from a2c_core.fused import CartPoleFusedRollout
+
+
+def make_buffers(num_runs, steps, num_envs):
+    pn = num_runs * num_envs
+    return dict(
+        obs=np.zeros((num_runs, steps, num_envs, 4), np.float32),
+        act=np.zeros((num_runs, steps, num_envs), np.int64),
+        rew=np.zeros((steps, pn), np.float32),
+        term=np.zeros((steps, pn), bool),
+        end=np.zeros((steps, pn), bool),
+        valid=np.zeros((steps, pn), bool),
+        ret=np.zeros((steps, pn)),
+        len=np.zeros((steps, pn), np.int64),
+        final=np.zeros((steps, pn, 4), np.float32),
+    )
+
+
+def rollout(steps=400, elapsed=0, W=None, b=None, seed=0, pool_size=64):
+    rng = np.random.default_rng(seed)
+    env = CartPolePackEnv("CartPole-v0", 1, 1, [rng])
+    obs = env.reset().copy()
+    env._elapsed[:] = elapsed
+    fused = CartPoleFusedRollout(env, [rng], pool_size=pool_size)
+    start = env._state[:, 0].copy()
+    pools = [fused.pool[0].copy()]
+    orig_refill = fused._refill
+
+    def recording_refill(run):
+        orig_refill(run)
+        pools.append(fused.pool[run].copy())
+
+    fused._refill = recording_refill
+    W = (
+        np.random.default_rng(seed + 1).normal(size=(1, 4, 2)).astype(np.float32)
+        if W is None
+        else W
+    )
+    b = np.zeros((1, 2), np.float32) if b is None else b
+    noise = np.random.default_rng(seed + 2).random((1, steps, 1))
+    bufs = make_buffers(1, steps, 1)
+    fused.run(obs, W, b, noise, bufs, np.zeros(1), np.zeros(1, np.int64))
+    return start, pools, bufs
+
+
+def test_fused_rollout_equals_gymnasium_step_by_step():
+    start, pools, bufs = rollout()
+    reset_states = iter(np.concatenate(pools))
+    env = gym.make("CartPole-v0").unwrapped
+    env.reset(seed=0)
+    env.state = start.copy()
+    episode_len = 0
+    ends = 0
+    for t in range(bufs["act"].shape[1]):
+        np.testing.assert_array_equal(bufs["obs"][0, t, 0], np.array(env.state, np.float32))
+        obs, reward, terminated, _, _ = env.step(int(bufs["act"][0, t, 0]))
+        episode_len += 1
+        truncated = episode_len >= 200 and not terminated
+        assert bufs["term"][t, 0] == terminated and bufs["end"][t, 0] == (terminated or truncated)
+        assert bufs["rew"][t, 0] == reward
+        if terminated or truncated:
+            np.testing.assert_array_equal(bufs["final"][t, 0], obs)
+            assert bufs["len"][t, 0] == episode_len and bufs["ret"][t, 0] == episode_len
+            env.state = next(reset_states)
+            env.steps_beyond_terminated = None  # what reset() would do
+            episode_len = 0
+            ends += 1
+    assert ends >= 5  # random-ish policy: many episodes, pools refilled at least once
+    assert len(pools) >= 1
+
+
+def test_fused_rollout_pool_refills_are_consumed_in_order():
+    start, pools, bufs = rollout(steps=2000, pool_size=2)
+    assert len(pools) > 3
+    # every reset state the rollout used is the next pool entry, in order
+    used = [bufs["obs"][0, t + 1, 0] for t in range(1999) if bufs["end"][t, 0]]
+    expected = np.concatenate(pools).astype(np.float32)[: len(used)]
+    np.testing.assert_array_equal(np.array(used), expected)
+
+
+def test_fused_rollout_truncates_at_time_limit():
+    _, _, bufs = rollout(steps=3, elapsed=199)
+    assert bufs["end"][0, 0] and not bufs["term"][0, 0]
+
+
+def test_fused_sampling_follows_softmax():
+    b = np.log(np.array([[0.3, 0.7]], np.float32))
+    _, _, bufs = rollout(steps=20000, W=np.zeros((1, 4, 2), np.float32), b=b)
+    assert abs(bufs["act"].mean() - 0.7) < 0.015

@@ -82,8 +82,9 @@ def bootstrap_ci(
     zero-width interval at it; no value gives (NaN, NaN).
     """
     rng = np.random.default_rng(seed)
-    low, high = _bootstrap(_finite(values)[:, None], _statistic(statistic), rng, n_resamples,
-                           confidence)  # fmt: skip
+    low, high = _bootstrap(
+        _finite(values)[:, None], _statistic(statistic), rng, n_resamples, confidence
+    )
     return float(low[0]), float(high[0])
 
 
@@ -93,7 +94,9 @@ def _statistic(statistic: str | Callable[..., np.ndarray | float]) -> Callable:
     try:
         return STATISTICS[statistic]
     except KeyError:
-        raise ValueError(f"statistic: expected one of {sorted(STATISTICS)}, got {statistic!r}")
+        raise ValueError(
+            f"statistic: expected one of {sorted(STATISTICS)}, got {statistic!r}"
+        ) from None
 
 
 def _bootstrap(
@@ -388,14 +391,16 @@ def performance_profile(
     """Fraction of done runs whose final score exceeds each threshold tau, per configuration.
 
     ``configs`` selects configurations (default all) and adds an ``"all configurations"``
-    curve pooling every done run. ``taus`` defaults to 101 values over the range of the
-    scores. Returns long form: config, tau, fraction, low, high (bootstrap over runs).
+    curve pooling every done run. ``taus`` defaults to 201 values over the range of the
+    scores, widened by 2 % at each end so that every curve starts at 1 and ends at 0.
+    Returns long form: config, n_runs, tau, fraction, low, high (bootstrap over runs).
     """
     done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
     all_scores = done["final_score"].to_numpy(dtype=float)
     if taus is None:
         if all_scores.size:
-            taus = np.linspace(all_scores.min(), all_scores.max(), 101)
+            pad = 0.02 * (all_scores.max() - all_scores.min()) or 1.0
+            taus = np.linspace(all_scores.min() - pad, all_scores.max() + pad, 201)
         else:
             taus = np.zeros(1)
     taus = np.asarray(taus, dtype=float)
@@ -413,7 +418,14 @@ def performance_profile(
         low, high = _bootstrap(above, _mean, rng, n_resamples, confidence)
         pieces.append(
             pd.DataFrame(
-                {"config": config, "tau": taus, "fraction": fraction, "low": low, "high": high}
+                {
+                    "config": config,
+                    "n_runs": x.size,
+                    "tau": taus,
+                    "fraction": fraction,
+                    "low": low,
+                    "high": high,
+                }
             )
         )
     return pd.concat(pieces, ignore_index=True)
@@ -425,5 +437,7 @@ def best_run(scores: pd.DataFrame, table: pd.DataFrame) -> str:
         runs = scores[(scores["config"] == config) & (scores["state"] == "done")]
         runs = runs[np.isfinite(runs["final_score"].astype(float))]
         if not runs.empty:
-            return str(runs.sort_values("final_score", ascending=False, kind="stable").iloc[0]["run_id"])
+            return str(
+                runs.sort_values("final_score", ascending=False, kind="stable").iloc[0]["run_id"]
+            )
     raise ValueError("no done run has a final score")

@@ -56,12 +56,24 @@ def _write_text(path: Path, text: str) -> None:
 
 def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = None) -> str:
     """The ranking as a Markdown document (title, definitions, one table)."""
-    from analysis.load import param_columns
+    from analysis.load import format_value, param_columns
 
     params = param_columns(table)
     rows = table if top is None else table.head(top)
-    header = ["rank", *params, "IQM", "95% CI", "median", "mean", "done", "running",
-              "pending", "diverged", "failed", "P(> next)"]  # fmt: skip
+    header = [
+        "rank",
+        *params,
+        "IQM",
+        "95% CI",
+        "median",
+        "mean",
+        "done",
+        "running",
+        "pending",
+        "diverged",
+        "failed",
+        "P(> next)",
+    ]
     lines = [
         f"# Ranking of {name}",
         "",
@@ -76,11 +88,16 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
     ]
     for row in rows.itertuples(index=False):
         r = row._asdict()
-        cells = [str(r["rank"]), *[_fmt(r[p]) for p in params], _fmt(r["iqm"]),
-                 f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", _fmt(r["median"]),
-                 _fmt(r["mean"]), *[str(r[f"n_{s}"]) for s in
-                                    ("done", "running", "pending", "diverged", "failed")],
-                 _fmt(r["p_beats_next"])]  # fmt: skip
+        cells = [
+            str(r["rank"]),
+            *[format_value(r[p]) for p in params],
+            _fmt(r["iqm"]),
+            f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+            _fmt(r["median"]),
+            _fmt(r["mean"]),
+            *[str(r[f"n_{s}"]) for s in ("done", "running", "pending", "diverged", "failed")],
+            _fmt(r["p_beats_next"]),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -89,12 +106,14 @@ def _print_table(table: Any, *, name: str, metric: str, top: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from analysis.load import param_columns
+    from analysis.load import format_value, param_columns
 
     params = param_columns(table)
     shown = table.head(top)
-    rich_table = Table(title=f"{name}: top {len(shown)} of {len(table)} configurations "
-                             f"(final score = mean {metric} over the last 10% of epochs)")  # fmt: skip
+    rich_table = Table(
+        title=f"{name}: top {len(shown)} of {len(table)} configurations "
+        f"(final score = mean {metric} over the last 10% of epochs)"
+    )
     rich_table.add_column("#", justify="right")
     for p in params:
         rich_table.add_column(p, justify="right")
@@ -107,7 +126,7 @@ def _print_table(table: Any, *, name: str, metric: str, top: int) -> None:
         unfinished = r["n_running"] + r["n_pending"]
         rich_table.add_row(
             str(r["rank"]),
-            *[_fmt(r[p]) for p in params],
+            *[format_value(r[p]) for p in params],
             _fmt(r["iqm"]),
             f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
             _fmt(r["median"]),
@@ -156,12 +175,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     path = out_dir / "ranking.md"
     _write_text(path, ranking_markdown(table, name=name, metric=metric))
     written.append(path)
-    written += plots.write_plots(frame, scores, table, curves, out_dir, top=args.top,
-                                 metric=metric, seed=args.seed)  # fmt: skip
+    written += plots.write_plots(
+        frame, scores, table, curves, out_dir, top=args.top, metric=metric, seed=args.seed
+    )
 
     counts = scores["state"].value_counts()
-    summary = ", ".join(f"{counts[s]} {s}" for s in ("done", "running", "pending", "diverged",
-                                                     "failed") if counts.get(s, 0))  # fmt: skip
+    summary = ", ".join(
+        f"{counts[s]} {s}"
+        for s in ("done", "running", "pending", "diverged", "failed")
+        if counts.get(s, 0)
+    )
     print(f"{name}: {len(scores)} runs ({summary}), {len(table)} configurations")
     _print_table(table, name=name, metric=metric, top=args.top)
     print(f"wrote {len(written)} files to {out_dir}/:")
@@ -243,8 +266,9 @@ def cmd_gif(args: argparse.Namespace) -> int:
     for i, (ret, length) in enumerate(zip(recording.returns, recording.lengths, strict=True), 1):
         print(f"episode {i}: return {ret:.1f} in {length} steps")
     size = recording.path.stat().st_size
-    print(f"wrote {recording.path}: {recording.env}, {recording.frames} frames, "
-          f"{size / 1e6:.2f} MB")  # fmt: skip
+    print(
+        f"wrote {recording.path}: {recording.env}, {recording.frames} frames, {size / 1e6:.2f} MB"
+    )
     return EXIT_OK
 
 
@@ -257,8 +281,12 @@ def register(subparsers: Any) -> None:
         "analyze", help="rankings, aggregate curves and plots into RESULTS/NAME/analysis/"
     )
     p.add_argument("results_dir", help="RESULTS/NAME")
-    p.add_argument("--metric", default="return_mean", help="returns.csv column (default: return_mean)")
-    p.add_argument("--top", type=_positive_int, default=5, help="configurations shown and plotted (5)")
+    p.add_argument(
+        "--metric", default="return_mean", help="returns.csv column (default: return_mean)"
+    )
+    p.add_argument(
+        "--top", type=_positive_int, default=5, help="configurations shown and plotted (5)"
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
     p.set_defaults(func=cmd_analyze)
 
@@ -267,8 +295,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, help="the new sweep YAML file")
     p.add_argument("--top", type=_positive_int, default=3, help="refine around the top K (3)")
     p.add_argument("--points", type=_positive_int, default=5, help="values per best value (5)")
-    p.add_argument("--seeds", type=_positive_int, default=None,
-                   help="number of new seeds (default: as many as before)")  # fmt: skip
+    p.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=None,
+        help="number of new seeds (default: as many as before)",
+    )
     p.add_argument("--same-seeds", action="store_true", help="reuse the old seeds")
     p.add_argument("--metric", default="return_mean", help="returns.csv column (return_mean)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
@@ -276,15 +308,23 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("gif", help="record a trained policy as an animated GIF")
     p.add_argument("run_dir", nargs="?", help="RESULTS/NAME/runs/RUN_ID")
-    p.add_argument("--best", metavar="RESULTS/NAME",
-                   help="use the best done run of the best configuration")  # fmt: skip
+    p.add_argument(
+        "--best", metavar="RESULTS/NAME", help="use the best done run of the best configuration"
+    )
     p.add_argument("-o", "--output", default="agent.gif", help="GIF file (agent.gif)")
     p.add_argument("--episodes", type=_positive_int, default=1, help="episodes recorded (1)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="take the most likely / mean action instead of sampling")  # fmt: skip
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="take the most likely / mean action instead of sampling",
+    )
     p.add_argument("--seed", type=int, default=0, help="env reset and action sampling seed (0)")
-    p.add_argument("--max-steps", type=_positive_int, default=None,
-                   help="cap episode length (default: the env's time limit)")  # fmt: skip
+    p.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        default=None,
+        help="cap episode length (default: the env's time limit)",
+    )
     p.set_defaults(func=cmd_gif)
 
 

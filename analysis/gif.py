@@ -13,6 +13,7 @@ torch is imported here lazily, only to read policy.pt.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ def load_policy(path: str | Path) -> dict[str, Any]:
     if not isinstance(data.get("config"), dict) or "env" not in data["config"]:
         raise AnalysisError(f"{path}: corrupt policy.pt (no 'config' with an env)")
     params = {
-        name: np.asarray(t.numpy() if hasattr(t, "numpy") else t) for name, t in data["params"].items()
+        name: np.asarray(t.numpy() if hasattr(t, "numpy") else t)
+        for name, t in data["params"].items()
     }
     return {"config": data["config"], "seed": int(data.get("seed", 0)), "params": params}
 
@@ -66,7 +68,10 @@ def _make_env(env_id: str, max_steps: int | None) -> Any:
     if max_steps is not None:
         kwargs["max_episode_steps"] = int(max_steps)
     try:
-        return gym.make(env_id, **kwargs)
+        with warnings.catch_warnings():
+            # "CartPole-v0 is out of date": the run was trained on v0, so v0 it is
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
         raise AnalysisError(f"env {env_id!r}: {exc}") from None
 
@@ -105,8 +110,9 @@ def run_episodes(
     config = policy_data["config"]
     env = _make_env(config["env"], max_steps)
     dtype = np.dtype(config.get("dtype", "float32"))
-    policy = make_policy(env.observation_space, env.action_space, int(config.get("hidden", 64)),
-                         dtype)  # fmt: skip
+    policy = make_policy(
+        env.observation_space, env.action_space, int(config.get("hidden", 64)), dtype
+    )
     params = {k: v.astype(dtype, copy=False) for k, v in policy_data["params"].items()}
     stacked = {k: v[None] for k, v in params.items()}  # a pack of one run: [P=1, ...]
     rng = np.random.default_rng(seed)
@@ -180,8 +186,9 @@ def record_gif(
         raise AnalysisError(f"{out.parent}: no such directory")
     data = load_policy(run)
     env_id = data["config"]["env"]
-    played = run_episodes(data, episodes=episodes, deterministic=deterministic, seed=seed,
-                          max_steps=max_steps)  # fmt: skip
+    played = run_episodes(
+        data, episodes=episodes, deterministic=deterministic, seed=seed, max_steps=max_steps
+    )
     mode = "deterministic" if deterministic else "sampled"
     frames = []
     for e, episode in enumerate(played, start=1):
@@ -194,6 +201,10 @@ def record_gif(
     tmp = out.with_name(f".tmp-{out.name}")
     iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
     tmp.replace(out)
-    return Recording(path=out, returns=[ep.total for ep in played],
-                     lengths=[ep.length for ep in played], frames=len(frames),
-                     env=env_id)  # fmt: skip
+    return Recording(
+        path=out,
+        returns=[ep.total for ep in played],
+        lengths=[ep.length for ep in played],
+        frames=len(frames),
+        env=env_id,
+    )

@@ -228,7 +228,9 @@ def _runs_from_csv(results: Path, path: Path) -> tuple[list[str], list[dict[str,
     if header is None:
         return [], []
     if not header or header[0] != "run_id" or "seed" not in header or "state" not in header:
-        raise AnalysisError(f"{path}: corrupt runs.csv: header must be run_id, params..., seed, state")
+        raise AnalysisError(
+            f"{path}: corrupt runs.csv: header must be run_id, params..., seed, state"
+        )
     params = header[1 : header.index("seed")]
     types = _field_types()
     runs = []
@@ -247,9 +249,7 @@ def _runs_from_csv(results: Path, path: Path) -> tuple[list[str], list[dict[str,
             try:
                 values[p] = resolved[p] if p in resolved else _coerce(row[p], types.get(p))
             except ValueError:
-                raise AnalysisError(
-                    f"{path}: line {number}: {p}: cannot read {row[p]!r}"
-                ) from None
+                raise AnalysisError(f"{path}: line {number}: {p}: cannot read {row[p]!r}") from None
         try:
             seed = int(row["seed"])
         except ValueError:
@@ -287,9 +287,7 @@ def _runs_from_dirs(results: Path) -> tuple[list[str], list[dict[str, Any]]]:
     if params is None:  # the fields that differ between runs
         fields = next(iter(configs.values()))["config"].keys()
         params = [
-            f
-            for f in fields
-            if len({json.dumps(c["config"].get(f)) for c in configs.values()}) > 1
+            f for f in fields if len({json.dumps(c["config"].get(f)) for c in configs.values()}) > 1
         ]
     runs = [
         {

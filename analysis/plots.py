@@ -111,7 +111,9 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (6.4, 4.0)) -> Axes:
 
 def _is_log_param(name: str, values: Sequence[Any]) -> bool:
     """Learning rates (and other positive floats spanning a decade) go on a log axis."""
-    numeric = [v for v in values if isinstance(v, int | float | np.number) and not isinstance(v, bool)]
+    numeric = [
+        v for v in values if isinstance(v, int | float | np.number) and not isinstance(v, bool)
+    ]
     if len(numeric) != len(values) or not numeric or min(numeric) <= 0:
         return False
     return name.endswith("lr") or max(numeric) / min(numeric) >= 10
@@ -145,7 +147,9 @@ def _wrap_label(label: str, per_line: int = 2) -> str:
     return "\n".join(", ".join(parts[i : i + per_line]) for i in range(0, len(parts), per_line))
 
 
-def _per_seed_lines(ax: Axes, frame: pd.DataFrame, config: str, metric: str, color: str) -> int:
+def _per_seed_lines(
+    ax: Axes, frame: pd.DataFrame, config: str, metric: str, color: str, alpha: float = 0.5
+) -> int:
     """Thin raw lines, one per run of ``config``; diverged / failed runs dotted. Returns count."""
     runs = frame[(frame["config"] == config) & frame["epoch"].notna()]
     count = 0
@@ -158,13 +162,20 @@ def _per_seed_lines(ax: Axes, frame: pd.DataFrame, config: str, metric: str, col
             run["env_steps"].to_numpy(dtype=float),
             run[metric].to_numpy(dtype=float),
             color=color,
-            linewidth=0.6,
-            alpha=0.35,
+            linewidth=0.7,
+            alpha=alpha,
             linestyle=":" if bad else "-",
             zorder=1,
         )
         count += 1
     return count
+
+
+def _state_note(runs: pd.DataFrame) -> str:
+    """``"3 done"``, ``"2 done, 1 diverged"``: seeds of one configuration by state."""
+    counts = runs.drop_duplicates("run_id")["state"].value_counts()
+    order = ("done", "running", "pending", "diverged", "failed")
+    return ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s, 0)) or "no runs"
 
 
 # --------------------------------------------------------------------------- curves
@@ -193,16 +204,24 @@ def plot_curves(
     for i, (config, label) in enumerate(zip(configs, labels, strict=True)):
         color = PALETTE[i % len(PALETTE)]
         if frame is not None:
-            _per_seed_lines(ax, frame, config, metric, color)
+            _per_seed_lines(ax, frame, config, metric, color, alpha=0.35)
         c = curves[curves["config"] == config]
         if c.empty:
             continue
         x = c["env_steps"].to_numpy(dtype=float)
-        ax.fill_between(x, c[f"{statistic}_low"], c[f"{statistic}_high"], color=color,
-                        alpha=0.2, linewidth=0, zorder=2)  # fmt: skip
+        ax.fill_between(
+            x,
+            c[f"{statistic}_low"],
+            c[f"{statistic}_high"],
+            color=color,
+            alpha=0.2,
+            linewidth=0,
+            zorder=2,
+        )
         seeds = int(c["n_runs"].max())
-        ax.plot(x, c[statistic], color=color, linewidth=2.0, zorder=3,
-                label=f"{label} ({seeds} seeds)")  # fmt: skip
+        ax.plot(
+            x, c[statistic], color=color, linewidth=2.0, zorder=3, label=f"{label} ({seeds} seeds)"
+        )
     ax.set_xlabel("environment steps")
     ax.set_ylabel(metric_label(metric))
     ax.xaxis.set_major_formatter(STEPS_FORMATTER)
@@ -214,9 +233,20 @@ def plot_curves(
         f"(band: {confidence:.0%} bootstrap CI; thin lines: individual seeds)"
     )
     if configs:
-        ax.legend(title=f"configuration ({shared})" if shared else "configuration",
-                  loc="best", frameon=True, framealpha=0.85)  # fmt: skip
+        _legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
     return ax
+
+
+def _legend_below(ax: Axes, title: str) -> None:
+    """Legend under the x axis label: long parameter labels never hide a curve."""
+    ax.legend(
+        title=title,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.17),
+        frameon=False,
+        ncols=1,
+        alignment="left",
+    )
 
 
 def _facet_columns(frame: pd.DataFrame, count: int, limit: int = 6) -> int:
@@ -271,11 +301,28 @@ def plot_facets(
         c = curves[curves["config"] == config]
         if not c.empty:
             x = c["env_steps"].to_numpy(dtype=float)
-            ax.fill_between(x, c[f"{statistic}_low"], c[f"{statistic}_high"], color=color,
-                            alpha=0.2, linewidth=0)  # fmt: skip
+            ax.fill_between(
+                x,
+                c[f"{statistic}_low"],
+                c[f"{statistic}_high"],
+                color=color,
+                alpha=0.2,
+                linewidth=0,
+            )
             ax.plot(x, c[statistic], color=color, linewidth=1.8)
         rank = f"#{ranks[config]}  " if config in ranks else ""
         ax.set_title(rank + _wrap_label(config), fontsize=8.5)
+        if frame is not None:
+            ax.text(
+                0.98,
+                0.04,
+                _state_note(frame[frame["config"] == config]),
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize=7.5,
+                color="#444444",
+            )
         ax.xaxis.set_major_formatter(STEPS_FORMATTER)
         if i % columns == 0:
             ax.set_ylabel(metric_label(metric))
@@ -315,13 +362,38 @@ def plot_sensitivity(
     x = np.array([where[repr(v)] for v in done[param]], dtype=float)
     jitter = rng.uniform(-0.08, 0.08, x.size)
     x = x * 10**jitter if log else x + jitter * 1.5
-    ax.scatter(x, done["final_score"], s=12, color="#888888", alpha=0.5, linewidths=0,
-               label="one run (final score)", zorder=1)  # fmt: skip
+    ax.scatter(
+        x,
+        done["final_score"],
+        s=12,
+        color="#888888",
+        alpha=0.5,
+        linewidths=0,
+        label="one run (final score)",
+        zorder=1,
+    )
     err = np.vstack([table["iqm"] - table["ci_low"], table["ci_high"] - table["iqm"]])
-    ax.errorbar(positions, table["iqm"], yerr=np.nan_to_num(err), color=PALETTE[0], marker="o",
-                linewidth=2, capsize=4, label="IQM of all runs (95% CI)", zorder=3)  # fmt: skip
-    ax.plot(positions, table["best_config_iqm"], color=PALETTE[5], linestyle="--", marker="^",
-            linewidth=1.2, label="best configuration (IQM)", zorder=2)  # fmt: skip
+    ax.errorbar(
+        positions,
+        table["iqm"],
+        yerr=np.nan_to_num(err),
+        color=PALETTE[0],
+        marker="o",
+        linewidth=2,
+        capsize=4,
+        label="IQM of all runs (95% CI)",
+        zorder=3,
+    )
+    ax.plot(
+        positions,
+        table["best_config_iqm"],
+        color=PALETTE[5],
+        linestyle="--",
+        marker="^",
+        linewidth=1.2,
+        label="best configuration (IQM)",
+        zorder=2,
+    )
     if log:
         ax.set_xscale("log")
         ax.set_xticks(positions, [format_value(v) for v in values])
@@ -368,6 +440,14 @@ def plot_sensitivity_grid(
 # --------------------------------------------------------------------------- heatmaps
 
 
+def _color_range(vmin: float, vmax: float) -> tuple[float, float]:
+    """A non-empty colour range (equal cells would otherwise all map to one arbitrary end)."""
+    if vmax > vmin:
+        return vmin, vmax
+    half = max(abs(vmin) * 0.05, 0.5)
+    return vmin - half, vmax + half
+
+
 def _luminance(rgba: Sequence[float]) -> float:
     r, g, b = rgba[:3]
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
@@ -393,6 +473,7 @@ def plot_heatmap(
     finite = data[np.isfinite(data)]
     vmin = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
     vmax = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
+    vmin, vmax = _color_range(vmin, vmax)
     image = ax.imshow(data, cmap="viridis", vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
     ax.set_xticks(range(len(table.columns)), [format_value(v) for v in table.columns])
     ax.set_yticks(range(len(table.index)), [format_value(v) for v in table.index])
@@ -405,8 +486,15 @@ def plot_heatmap(
         if not np.isfinite(value):
             continue
         rgba = image.cmap(image.norm(value))
-        ax.text(col, row, f"{value:.3g}", ha="center", va="center", fontsize=9,
-                color="black" if _luminance(rgba) > 0.5 else "white")  # fmt: skip
+        ax.text(
+            col,
+            row,
+            f"{value:.3g}",
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="black" if _luminance(rgba) > 0.5 else "white",
+        )
     name = STAT_NAMES.get(statistic, statistic)
     if where:
         ax.set_title(", ".join(f"{k}={format_value(v)}" for k, v in where.items()), fontsize=9.5)
@@ -452,13 +540,15 @@ def plot_heatmaps(
     values = scores[(scores["state"] == "done")]["final_score"].to_numpy(dtype=float)
     values = values[np.isfinite(values)]
     # shared scale from the cells themselves (a cell statistic lies within the run range)
-    cells = [aggregate.cell_table(scores, x, y, statistic=statistic, where=f).to_numpy()
-             for f in facets]  # fmt: skip
+    cells = [
+        aggregate.cell_table(scores, x, y, statistic=statistic, where=f).to_numpy() for f in facets
+    ]
     cell_values = np.concatenate([c.ravel() for c in cells]) if cells else values
     cell_values = cell_values[np.isfinite(cell_values)]
     vmin = float(cell_values.min()) if cell_values.size else 0.0
     vmax = float(cell_values.max()) if cell_values.size else 1.0
-    columns = _facet_columns(scores[others] if others else scores.iloc[:0], len(facets), 4)
+    vmin, vmax = _color_range(vmin, vmax)
+    columns = _facet_columns(scores[others] if others else scores.iloc[:0], len(facets), 3)
     if not others:
         columns = 1
     rows = math.ceil(len(facets) / columns)
@@ -466,16 +556,24 @@ def plot_heatmaps(
     width = max(2.6, 0.9 * nx + 1.2)
     height = max(2.2, 0.55 * ny + 1.0)
     if fig is None:
-        fig = plt.figure(figsize=(width * columns + 1.2, height * rows + 0.6),
-                         layout="constrained")  # fmt: skip
+        fig = plt.figure(figsize=(width * columns + 1.2, height * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     image = None
     for i, ax in enumerate(axes):
         if i >= len(facets):
             ax.set_visible(False)
             continue
-        plot_heatmap(scores, x, y, where=facets[i] or None, statistic=statistic, vmin=vmin,
-                     vmax=vmax, colorbar=False, ax=ax)  # fmt: skip
+        plot_heatmap(
+            scores,
+            x,
+            y,
+            where=facets[i] or None,
+            statistic=statistic,
+            vmin=vmin,
+            vmax=vmax,
+            colorbar=False,
+            ax=ax,
+        )
         image = ax.images[0]
         if i % columns:
             ax.set_ylabel("")
@@ -484,8 +582,11 @@ def plot_heatmaps(
     name = STAT_NAMES.get(statistic, statistic)
     metric = scores.attrs.get("metric", "return_mean")
     if image is not None:
-        fig.colorbar(image, ax=list(axes[: len(facets)]),
-                     label=f"{name} final score\n({metric_label(metric)})")  # fmt: skip
+        fig.colorbar(
+            image,
+            ax=list(axes[: len(facets)]),
+            label=f"{name} final score\n({metric_label(metric)})",
+        )
     by = f", one panel per {' x '.join(others)}" if others else ""
     fig.suptitle(f"{name} final score over {y} x {x}{by}")
     return axes
@@ -502,10 +603,11 @@ def plot_strip(
     ax: Axes | None = None,
 ) -> Axes:
     """Final score of every done run (one dot per seed), one row per configuration, in
-    ``order`` (e.g. the ranking; default grid order), with each row's IQM as a bar. Rows say
-    how many seeds are done and how many diverged or failed."""
+    ``order`` (e.g. the ranking, then rows are numbered #1...; default grid order), with each
+    row's IQM
+    as a bar. Row labels count the seeds by state (done, running, diverged, failed...)."""
     configs = list(order) if order is not None else list(dict.fromkeys(scores["config"]))
-    ax = _axes(ax, (7.0, 0.32 * len(configs) + 1.4))
+    ax = _axes(ax, (8.0, 0.32 * len(configs) + 1.4))
     rng = np.random.default_rng(seed)
     labels = []
     for row, config in enumerate(configs):
@@ -513,23 +615,25 @@ def plot_strip(
         done = runs.loc[runs["state"] == "done", "final_score"].to_numpy(dtype=float)
         done = done[np.isfinite(done)]
         y = row + rng.uniform(-0.18, 0.18, done.size)
-        ax.scatter(done, y, s=22, color=PALETTE[0], alpha=0.75, linewidths=0, zorder=2,
-                   label="one seed (done)" if row == 0 else None)  # fmt: skip
+        ax.scatter(done, y, s=22, color=PALETTE[0], alpha=0.75, linewidths=0, zorder=2)
         if done.size:
-            ax.scatter([aggregate.iqm(done)], [row], marker="|", s=260, color="black",
-                       linewidths=2, zorder=3, label="IQM" if row == 0 else None)  # fmt: skip
-        counts = runs["state"].value_counts()
-        extra = [f"{counts[s]} {s}" for s in ("diverged", "failed") if counts.get(s, 0)]
-        note = f"  [{done.size} done" + "".join(f", {e}" for e in extra) + "]"
-        labels.append(config + note)
+            ax.scatter(
+                [aggregate.iqm(done)],
+                [row],
+                marker="|",
+                s=260,
+                color="black",
+                linewidths=2,
+                zorder=3,
+            )
+        rank = f"#{row + 1}  " if order is not None else ""
+        labels.append(f"{rank}{config}  [{_state_note(runs)}]")
     ax.set_yticks(range(len(configs)), labels, fontsize=8)
     ax.set_ylim(len(configs) - 0.5, -0.5)  # best (first) at the top
     ax.grid(axis="y", visible=False)
     metric = scores.attrs.get("metric", "return_mean")
     ax.set_xlabel(f"final score ({metric_label(metric)}, last 10% of epochs)")
-    ax.set_title("Final score of every seed, per configuration")
-    if configs:
-        ax.legend(loc="lower right", frameon=True, framealpha=0.85)
+    ax.set_title("Final score per seed and configuration\n(dots: done seeds; bar: IQM)")
     return ax
 
 
@@ -537,31 +641,55 @@ def plot_performance_profile(
     profile: pd.DataFrame,
     *,
     metric: str = "return_mean",
+    band_min_runs: int = 10,
     ax: Axes | None = None,
 ) -> Axes:
-    """Fraction of runs whose final score exceeds tau, per configuration, with bootstrap band
-    (``profile`` from :func:`analysis.aggregate.performance_profile`). The pooled
-    "all configurations" curve, when present, is dashed black."""
+    """Fraction of runs whose final score exceeds tau, per configuration (``profile`` from
+    :func:`analysis.aggregate.performance_profile`); a 95% bootstrap band where a
+    configuration has at least ``band_min_runs`` runs (with fewer the band is uninformative).
+    The pooled "all configurations" curve, when present, is dashed black."""
     ax = _axes(ax)
     configs = [c for c in dict.fromkeys(profile["config"]) if c != "all configurations"]
     labels, shared = _short_labels_from_config_strings(configs)
+    banded = False
     for i, (config, label) in enumerate(zip(configs, labels, strict=True)):
         p = profile[profile["config"] == config]
         color = PALETTE[i % len(PALETTE)]
-        ax.fill_between(p["tau"], p["low"], p["high"], color=color, alpha=0.15, linewidth=0,
-                        step="post")  # fmt: skip
-        ax.step(p["tau"], p["fraction"], where="post", color=color, linewidth=1.8, label=label)
+        runs = int(p["n_runs"].iloc[0]) if "n_runs" in p else 0
+        if runs >= band_min_runs:
+            ax.fill_between(
+                p["tau"], p["low"], p["high"], color=color, alpha=0.15, linewidth=0, step="post"
+            )
+            banded = True
+        ax.step(
+            p["tau"],
+            p["fraction"],
+            where="post",
+            color=color,
+            linewidth=1.8,
+            label=f"{label} ({runs} runs)",
+        )
     pooled = profile[profile["config"] == "all configurations"]
     if not pooled.empty:
-        ax.step(pooled["tau"], pooled["fraction"], where="post", color="black", linestyle="--",
-                linewidth=1.4, label="all configurations")  # fmt: skip
+        runs = int(pooled["n_runs"].iloc[0]) if "n_runs" in pooled else 0
+        ax.step(
+            pooled["tau"],
+            pooled["fraction"],
+            where="post",
+            color="black",
+            linestyle="--",
+            linewidth=1.4,
+            label=f"all configurations ({runs} runs)",
+        )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"threshold τ on the final score ({metric_label(metric)})")
     ax.set_ylabel("fraction of runs with final score > τ")
-    ax.set_title("Performance profile (band: 95% bootstrap CI over runs)")
+    ax.set_title(
+        "Performance profile: fraction of done runs scoring above τ"
+        + ("\n(band: 95% bootstrap CI over runs)" if banded else "")
+    )
     if configs or not pooled.empty:
-        ax.legend(title=f"configuration ({shared})" if shared else "configuration",
-                  loc="lower left", frameon=True, framealpha=0.85)  # fmt: skip
+        _legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
     return ax
 
 
@@ -619,11 +747,23 @@ def write_plots(
     top_configs = list(scored["config"][:top]) or list(table["config"][:top])
     params = param_columns(scores)
     with style():
-        ax = plot_curves(curves, frame, configs=top_configs, statistic=statistic, metric=metric,
-                         title=None, ax=_axes(None, (7.0, 4.4)))  # fmt: skip
+        ax = plot_curves(
+            curves,
+            frame,
+            configs=top_configs,
+            statistic=statistic,
+            metric=metric,
+            title=None,
+            ax=_axes(None, (7.0, 4.4)),
+        )
         name = STAT_NAMES.get(statistic, statistic)
+        what = (
+            f"Top {len(top_configs)} configurations"
+            if len(top_configs) > 1
+            else "Best configuration"
+        )
         ax.set_title(
-            f"Top {len(top_configs)} configurations by final score: {name} {metric_label(metric)}"
+            f"{what} by final score: {name} {metric_label(metric)}"
             "\n(band: 95% bootstrap CI; thin lines: individual seeds)"
         )
         paths += save_figure(ax.figure, out_dir / "curves_top")

@@ -2,8 +2,12 @@
 
 For each swept parameter:
 
-- no detectable effect on the final score (Kruskal-Wallis over its values, other parameters
-  marginalised, p >= ``alpha``), or a single value: fixed at the best configuration's value;
+- did not matter, or a single value: fixed at the best configuration's value. "Did not
+  matter" needs both: no detectable effect on the done runs' final scores (Kruskal-Wallis
+  over its values, other parameters marginalised, p >= ``alpha``) and an effect (range of
+  the per-value median scores) smaller than the seed-to-seed spread (pooled standard
+  deviation within configurations). Few seeds detect little, so the second condition keeps a
+  parameter with a large but not yet significant effect in the grid;
 - learning rates and other positive numbers: log-spaced neighbours of each top-K value,
   ``v * 10**linspace(-s, s, points)``, where s is half the distance in decades to the nearest
   other value of the old grid (0.5 when there is none), so the new grid fills the gaps;
@@ -31,7 +35,7 @@ import pandas as pd
 
 from analysis.load import AnalysisError, format_value
 
-__all__ = ["Refinement", "neighbours", "refine", "write_refined"]
+__all__ = ["Effect", "Refinement", "effect", "neighbours", "refine", "write_refined"]
 
 UNIT_INTERVAL = ("gamma", "lam")
 _MERGE_DECADES = 0.02  # neighbours closer than this (in log10) to a kept value are dropped
@@ -127,19 +131,52 @@ def _merge(candidates: Sequence[Any], centers: Sequence[Any], name: str) -> list
     return sorted(kept)
 
 
-def _effect_p_value(scores: pd.DataFrame, param: str) -> float:
-    """Kruskal-Wallis p-value of done runs' final scores grouped by ``param`` (NaN: no test)."""
+@dataclass(frozen=True)
+class Effect:
+    """How much one parameter moves the final score of done runs (others marginalised)."""
+
+    p_value: float
+    """Kruskal-Wallis over the parameter's values (NaN: fewer than two values with scores)."""
+    size: float
+    """max - min of the per-value median final scores."""
+    noise: float
+    """pooled standard deviation of final scores within configurations (NaN: one seed each)."""
+
+    def matters(self, alpha: float) -> bool:
+        if not math.isfinite(self.p_value):
+            return True  # cannot tell: refine it
+        if self.p_value < alpha:
+            return True
+        return math.isfinite(self.noise) and self.size >= self.noise
+
+    def describe(self) -> str:
+        p = f"p={self.p_value:.2g}" if math.isfinite(self.p_value) else "not testable"
+        if not math.isfinite(self.noise):
+            return p
+        return f"{p}, effect {self.size:.3g} vs seed spread {self.noise:.3g}"
+
+
+def effect(scores: pd.DataFrame, param: str) -> Effect:
+    """The :class:`Effect` of ``param`` in :func:`analysis.aggregate.final_scores`' frame."""
     from scipy import stats
 
     done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
     groups = [g["final_score"].to_numpy(dtype=float) for _, g in done.groupby(param)]
     groups = [g for g in groups if g.size]
     if len(groups) < 2:
-        return math.nan
+        return Effect(math.nan, math.nan, math.nan)
     try:
-        return float(stats.kruskal(*groups).pvalue)
+        p_value = float(stats.kruskal(*groups).pvalue)
     except ValueError:  # all scores identical: no effect at all
-        return 1.0
+        p_value = 1.0
+    medians = [float(np.median(g)) for g in groups]
+    per_config = done.groupby("config")["final_score"]
+    variances = per_config.var(ddof=1).dropna()
+    counts = per_config.count()[variances.index] - 1
+    noise = (
+        math.sqrt(float((variances * counts).sum() / counts.sum())) if counts.sum() else math.nan
+    )
+    return Effect(p_value, max(medians) - min(medians), noise)
 
 
 def refine(
@@ -161,7 +198,6 @@ def refine(
     seed list instead.
     """
     from a2c_core.config import FIELD_TYPES
-
     from runner.spec import MAX_SEED
 
     ranked = table[table["iqm"].notna()]
@@ -180,25 +216,27 @@ def refine(
     grid: dict[str, list[Any]] = {}
     fixed: dict[str, Any] = {}
     for param, old_values in sweep.grid.items():
-        p_value = _effect_p_value(scores, param) if len(old_values) > 1 else math.nan
-        if len(old_values) == 1 or (math.isfinite(p_value) and p_value >= alpha):
+        found = effect(scores, param) if len(old_values) > 1 else None
+        if found is None or not found.matters(alpha):
             fixed[param] = best[param]
-            why = "one value" if len(old_values) == 1 else f"no detectable effect, p={p_value:.2g}"
+            why = "one value" if found is None else f"did not matter: {found.describe()}"
             notes.append(f"{param}: fixed at {format_value(best[param])} ({why})")
             continue
         centers = list(dict.fromkeys(_plain(v) for v in best_rows[param]))
         candidates = []
         for center in centers:
-            candidates += neighbours(param, FIELD_TYPES.get(param, float), center, old_values,
-                                     points)  # fmt: skip
+            candidates += neighbours(
+                param, FIELD_TYPES.get(param, float), center, old_values, points
+            )
         values = _merge(candidates, centers, param)
         if len(values) == 1:
             fixed[param] = values[0]
             notes.append(f"{param}: fixed at {format_value(values[0])}")
             continue
         grid[param] = values
-        effect = f"p={p_value:.2g}" if math.isfinite(p_value) else "effect not testable"
-        notes.append(f"{param}: {len(values)} values around {len(centers)} best ({effect})")
+        notes.append(
+            f"{param}: {len(values)} values around {len(centers)} best ({found.describe()})"
+        )
 
     old_seeds = list(sweep.seeds)
     if same_seeds:
@@ -217,7 +255,8 @@ def refine(
     name = f"{sweep.name}-refined"
     spec: dict[str, Any] = {
         "name": name,
-        "description": f"refinement of {sweep.name}: " + "; ".join(notes),
+        "description": f"refinement of {sweep.name} around its top {len(best_rows)} "
+        "configuration(s) (a2c-sweep refine)",
     }
     for key, value in sweep.raw.items():  # the old fixed fields, as written
         if key not in ("name", "description", "grid", "seeds", "execution"):
@@ -257,10 +296,9 @@ def write_refined(
     seed: int = 0,
 ) -> tuple[Path, Refinement]:
     """Load ``results_dir``, rank it, write the refined sweep to ``out`` (validated first)."""
-    from runner.spec import SpecError, load_spec
-
     from analysis.aggregate import final_scores, ranking
     from analysis.load import load
+    from runner.spec import SpecError, load_spec
 
     results = Path(results_dir)
     frame = load(results)
@@ -275,8 +313,9 @@ def write_refined(
         raise AnalysisError(f"--metric: {metric!r} is not a returns.csv column")
     scores = final_scores(frame, metric)
     table = ranking(scores, seed=seed, n_resamples=1000)
-    refinement = refine(sweep, scores, table, top=top, points=points, seeds=seeds,
-                        same_seeds=same_seeds)  # fmt: skip
+    refinement = refine(
+        sweep, scores, table, top=top, points=points, seeds=seeds, same_seeds=same_seeds
+    )
     out = Path(out)
     if out.parent and not out.parent.exists():
         raise AnalysisError(f"{out.parent}: no such directory")

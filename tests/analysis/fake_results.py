@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from a2c_core.config import A2CConfig
 from runner.spec import RunSpec, Sweep, load_spec
 from runner.store import Store
 
@@ -43,8 +43,13 @@ def rows_from(returns: Sequence[float], steps_per_epoch: int = 100) -> list[dict
     return [row(e, e * steps_per_epoch, r) for e, r in enumerate(returns, start=1)]
 
 
-def write_sweep_yaml(directory: Path, name: str, grid: Mapping[str, list], seeds: list[int],
-                     fixed: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
+def write_sweep_yaml(
+    directory: Path,
+    name: str,
+    grid: Mapping[str, list],
+    seeds: list[int],
+    fixed: Mapping[str, Any] | None = None,
+) -> Path:
     spec = {"name": name, **dict(fixed or {"epochs": 10}), "grid": dict(grid), "seeds": seeds}
     path = directory / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,8 +67,9 @@ def build_results(
     fixed: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Sweep]:
     """Write <root>/<name>/ for a sweep: sweep.yaml, runs.csv and each run's files."""
-    sweep = load_spec(write_sweep_yaml(root.parent / f"{root.name}-sweeps", name, grid, seeds,
-                                       fixed))  # fmt: skip
+    sweep = load_spec(
+        write_sweep_yaml(root.parent / f"{root.name}-sweeps", name, grid, seeds, fixed)
+    )
     store = Store(root, name)
     store.init_sweep(sweep)
     for run in sweep.runs():
@@ -78,8 +84,9 @@ def build_results(
     return store.dir, sweep
 
 
-def learning_curve_sweep(root: Path, name: str = "fake-grid", *, epochs: int = 40,
-                         seeds: Sequence[int] = (1, 2, 3)) -> Path:  # fmt: skip
+def learning_curve_sweep(
+    root: Path, name: str = "fake-grid", *, epochs: int = 40, seeds: Sequence[int] = (1, 2, 3)
+) -> Path:
     """A realistic 2x2x2 grid (policy_lr x value_lr x gamma) x 3 seeds: saturating learning
     curves whose speed and plateau depend on the parameters, noisy per seed, env steps that
     differ per run; one run diverged, one failed, one still running (shorter)."""
@@ -87,8 +94,12 @@ def learning_curve_sweep(root: Path, name: str = "fake-grid", *, epochs: int = 4
 
     def run_fn(run: RunSpec) -> tuple[str, list[dict[str, float]]]:
         p = run.swept
-        rng = np.random.default_rng(run.seed * 7919 + int(p["policy_lr"] * 1e4)
-                                    + int(p["value_lr"] * 1e5) + int(p["gamma"] * 1e3))  # fmt: skip
+        rng = np.random.default_rng(
+            run.seed * 7919
+            + int(p["policy_lr"] * 1e4)
+            + int(p["value_lr"] * 1e5)
+            + int(p["gamma"] * 1e3)
+        )
         speed = {0.1: 0.12, 0.01: 0.04}[p["policy_lr"]] * {0.01: 1.0, 0.001: 0.7}[p["value_lr"]]
         plateau = 195.0 if p["gamma"] == 0.99 else 170.0
         plateau -= 25.0 * (p["value_lr"] == 0.001)
@@ -108,10 +119,39 @@ def learning_curve_sweep(root: Path, name: str = "fake-grid", *, epochs: int = 4
             rows.append(row(e, steps, float(min(200.0, mean))))
         return state, rows
 
-    results, _ = build_results(root, name, grid, list(seeds), run_fn,
-                               fixed={"epochs": epochs})  # fmt: skip
+    results, _ = build_results(root, name, grid, list(seeds), run_fn, fixed={"epochs": epochs})
     return results
 
 
-def dedent(text: str) -> str:
-    return textwrap.dedent(text)
+def write_policy(run_dir: Path, env: str, seed: int = 0) -> Path:
+    """policy.pt as the engine writes it (format 1), with random parameters."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    config = A2CConfig(env=env, hidden=16)
+    if env.startswith("CartPoleSwingUp"):
+        params = {
+            "W1": rng.normal(0, 0.5, (5, 16)),
+            "b1": np.zeros(16),
+            "W2": rng.normal(0, 0.5, (16, 1)),
+            "b2": np.zeros(1),
+            "log_std": np.full(1, -0.5),
+        }
+    else:
+        params = {"W": rng.normal(0, 1.0, (4, 2)), "b": np.zeros(2)}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": 1,
+        "config": config.to_dict(),
+        "seed": seed,
+        "params": {k: torch.tensor(v, dtype=torch.float32) for k, v in params.items()},
+    }
+    torch.save(state, run_dir / "policy.pt")
+    return run_dir
+
+
+def gif_frames(path: Path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.n_frames

@@ -1,0 +1,163 @@
+"""`a2c-sweep analyze | refine | gif` through analysis.cli.main (the commands' own parser)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fake_results import gif_frames, learning_curve_sweep, write_policy
+
+from analysis import cli
+from runner.spec import load_spec
+
+pytestmark = pytest.mark.timeout(120)
+
+PLOTS = ("curves_top", "facets", "sensitivity", "heatmaps", "strip", "profile")
+
+
+@pytest.fixture(scope="module")
+def analyzed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    results = learning_curve_sweep(tmp_path_factory.mktemp("cli") / "results", epochs=12)
+    # the best configuration's best seed gets a policy for `gif --best`
+    write_policy(results / "runs" / best_run_id(results), "CartPole-v0")
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", "analyze", str(results), "--top", "3"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return results, proc.stdout
+
+
+def best_run_id(results: Path) -> str:
+    from analysis import aggregate
+    from analysis.load import load
+
+    scores = aggregate.final_scores(load(results))
+    return aggregate.best_run(scores, aggregate.ranking(scores, n_resamples=100))
+
+
+def test_analyze_writes_tables_and_non_empty_png_and_svg(analyzed) -> None:
+    results, stdout = analyzed
+    out = results / "analysis"
+    for name in PLOTS:
+        png, svg = out / f"{name}.png", out / f"{name}.svg"
+        assert png.stat().st_size > 10_000, png
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        assert svg.stat().st_size > 10_000 and b"<svg" in svg.read_bytes()[:2000], svg
+        assert str(png) in stdout
+    ranking = pd.read_csv(out / "ranking.csv")
+    assert len(ranking) == 8 and ranking["rank"].tolist() == list(range(1, 9))
+    assert {
+        "iqm",
+        "ci_low",
+        "ci_high",
+        "median",
+        "mean",
+        "n_done",
+        "n_diverged",
+        "n_failed",
+        "n_running",
+        "p_beats_next",
+        "policy_lr",
+        "value_lr",
+        "gamma",
+    } <= set(ranking)
+    assert ranking[["n_done", "n_running", "n_diverged", "n_failed"]].sum().tolist() == [
+        21,
+        1,
+        1,
+        1,
+    ]
+    curves = pd.read_csv(out / "curves.csv")
+    assert {"env_steps", "iqm", "iqm_low", "iqm_high", "median", "mean"} <= set(curves)
+    md = (out / "ranking.md").read_text()
+    assert md.startswith("# Ranking of fake-grid") and "| rank | policy_lr |" in md
+    # the terminal table: top 3 rows and the counts
+    assert "top 3 of 8 configurations" in stdout
+    assert "24 runs (21 done, 1 running, 1 diverged, 1 failed)" in stdout
+
+
+def test_refine_cli_output_is_a_valid_sweep_with_the_best(analyzed, tmp_path: Path, capsys):
+    results, _ = analyzed
+    out = tmp_path / "finer.yaml"
+    code = cli.main(["refine", str(results), "-o", str(out), "--top", "2", "--points", "3"])
+    assert code == 0
+    sweep = load_spec(out)
+    best = pd.read_csv(results / "analysis" / "ranking.csv").iloc[0]
+    keys = ["policy_lr", "value_lr", "gamma"]
+    assert any(
+        all(float({**sweep.fixed, **swept}[k]) == float(best[k]) for k in keys)
+        for swept, _ in sweep.configs()
+    )
+    assert not set(sweep.seeds) & {1, 2, 3}
+    assert f"a2c-sweep run {out}" in capsys.readouterr().out
+
+
+def test_gif_best_cli(analyzed, tmp_path: Path, capsys) -> None:
+    results, _ = analyzed
+    out = tmp_path / "best.gif"
+    code = cli.main(["gif", "--best", str(results), "-o", str(out), "--max-steps", "8"])
+    assert code == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert f"best run: {best_run_id(results)}" in text
+    assert gif_frames(out) == int(text.split(" frames")[0].rsplit(" ", 1)[1])
+
+
+def test_gif_run_dir_cli(tmp_path: Path, capsys) -> None:
+    run_dir = write_policy(tmp_path / "run", "CartPoleSwingUp-v0")
+    out = tmp_path / "agent.gif"
+    code = cli.main(["gif", str(run_dir), "-o", str(out), "--max-steps", "5", "--deterministic"])
+    assert code == 0
+    assert "6 frames" in capsys.readouterr().out and gif_frames(out) == 6
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("a2c-sweep: error: "), err
+    return err
+
+
+def test_empty_sweep_exit_2_with_message(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "results" / "empty"
+    empty.mkdir(parents=True)
+    (empty / "runs.csv").write_text("run_id,policy_lr,seed,state\n")
+    assert cli.main(["analyze", str(empty)]) == 2
+    assert "empty sweep" in one_error_line(capsys)
+    assert not (empty / "analysis").exists()  # nothing written
+
+
+def test_missing_directory_exit_2(tmp_path: Path, capsys) -> None:
+    assert cli.main(["analyze", str(tmp_path / "nope")]) == 2
+    assert "no such results directory" in one_error_line(capsys)
+    assert cli.main(["refine", str(tmp_path / "nope"), "-o", str(tmp_path / "x.yaml")]) == 2
+    assert "no such results directory" in one_error_line(capsys)
+    assert cli.main(["gif", str(tmp_path / "nope")]) == 2
+    assert "no such run directory" in one_error_line(capsys)
+
+
+def test_corrupt_returns_csv_exit_2_naming_the_file(known, capsys) -> None:
+    results, sweep = known
+    path = results / "runs" / next(iter(sweep.runs())).run_id / "returns.csv"
+    path.write_text(path.read_text().replace("\n2,", "\n2,x", 1))
+    assert cli.main(["analyze", str(results)]) == 2
+    assert str(path) in one_error_line(capsys)
+
+
+def test_unknown_metric_exit_2(known, capsys) -> None:
+    results, _ = known
+    assert cli.main(["analyze", str(results), "--metric", "nope"]) == 2
+    assert "--metric" in one_error_line(capsys)
+
+
+def test_register_adds_three_subcommands() -> None:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    for argv in (["analyze", "r/x"], ["refine", "r/x", "-o", "f.yaml"], ["gif", "--best", "r/x"]):
+        args = parser.parse_args(argv)
+        assert callable(args.func)

@@ -124,12 +124,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = SweepRunner(sweep, store, cpus=1)
     todo = runner.prepare()
     store.write_runs_csv_for(sweep)
+    resumed = sum(1 for r in todo if r.run_id in runner.ckpts)
     print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
-          f"{len(todo)} to train -> {store.dir}")  # fmt: skip
+          f"{len(todo)} to train" + (f" (resuming {resumed} from checkpoints)" if resumed else "")
+          + f" -> {store.dir}")  # fmt: skip
+    if todo:
+        from runner.launch import RayConnectError
+
+        try:
+            runner.cpus = init_ray(args.address, sweep.execution.num_cpus)
+        except RayConnectError as exc:
+            return fail(f"--address: {exc}")
     code = EXIT_INTERRUPTED
     try:
         if todo:
-            runner.cpus = init_ray(args.address, sweep.execution.num_cpus)
             print(f"training {len(todo)} runs on {runner.cpus} CPUs")
             from rich.live import Live
 

@@ -117,8 +117,24 @@ def init_ray(address: str | None, num_cpus: int | None) -> int:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
                  include_dashboard=False, **kwargs)  # fmt: skip
     else:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except ConnectionError as exc:
+            why = f"{exc} {exc.__cause__ or ''}"
+            hint = ""
+            if "AuthToken" in why or "AuthenticationError" in why:
+                # Ray >= 2.5x: `ray start` enables token auth when ~/.ray/auth_token exists,
+                # and a driver given an explicit address only sends a token in token mode
+                hint = (
+                    "; the cluster requires token authentication: set RAY_AUTH_MODE=token "
+                    "(with its token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN)"
+                )
+            raise RayConnectError(f"cannot connect to Ray at {address}: {exc}{hint}") from exc
     return int(ray.cluster_resources().get("CPU", 1))
+
+
+class RayConnectError(Exception):
+    """init_ray could not join the cluster at the given address (one-line message)."""
 
 
 @dataclass

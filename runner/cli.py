@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -114,12 +115,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     runs = sweep.runs()
     if args.dry_run:
         return _dry_run(sweep, store, runs, args)
+    from runner.launch import RayConnectError, SweepRunner
+
+    ray_started = None
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if address:  # an unreachable cluster is bad input: find out before writing anything
+        try:
+            ray_started, cpus = _timed_init(address, sweep.execution.num_cpus)
+        except RayConnectError as exc:
+            return fail(f"--address: {exc}")
     try:
         store.init_sweep(sweep)
     except SpecError as exc:
         return fail(str(exc))
-    from runner.launch import SweepRunner, init_ray
-
     # what is left to train is known from disk: a finished sweep needs no Ray
     runner = SweepRunner(sweep, store, cpus=1)
     todo = runner.prepare()
@@ -128,13 +136,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
           f"{len(todo)} to train" + (f" (resuming {resumed} from checkpoints)" if resumed else "")
           + f" -> {store.dir}")  # fmt: skip
+    if todo and ray_started is None:
+        ray_started, cpus = _timed_init(None, sweep.execution.num_cpus)
     if todo:
-        from runner.launch import RayConnectError
-
-        try:
-            runner.cpus = init_ray(args.address, sweep.execution.num_cpus)
-        except RayConnectError as exc:
-            return fail(f"--address: {exc}")
+        runner.cpus = cpus
+        print(f"ray started in {ray_started:.1f} s ({cpus} CPUs)")
     code = EXIT_INTERRUPTED
     try:
         if todo:
@@ -142,17 +148,29 @@ def cmd_run(args: argparse.Namespace) -> int:
             from rich.live import Live
 
             with Live(refresh_per_second=2, transient=False) as live:
-                runner.on_event = lambda p: live.update(_progress_table(p, sweep, store, runner))
+                plain = _PlainProgress(sweep, runner) if not live.console.is_terminal else None
+
+                def on_event(p) -> None:
+                    live.update(_progress_table(p, sweep, store, runner))
+                    if plain is not None:  # logs (ray job logs, nohup) get a line now and then
+                        plain.maybe_print(p, live.console)
+
+                runner.on_event = on_event
                 runner.log = live.console.print
                 runner.execute(todo)
             if not live.console.is_terminal:
                 live.console.line()  # rich leaves the last render unterminated off a terminal
+            import resource
+
+            driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            workers = ", ".join(f"worker {m:.0f} MB" for m in runner.worker_rss_mb)
+            print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
         code = EXIT_OK
     except KeyboardInterrupt:
         print("interrupted: relaunch the same command to resume", file=sys.stderr)
     finally:
         store.write_runs_csv_for(sweep)
-        if todo:
+        if ray_started is not None:
             import ray
 
             ray.shutdown()
@@ -166,16 +184,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if bad else EXIT_OK
 
 
+def _timed_init(address, num_cpus):
+    from runner.launch import init_ray
+
+    t0 = time.perf_counter()
+    cpus = init_ray(address, num_cpus)
+    return time.perf_counter() - t0, cpus
+
+
+def _eta(p, runner) -> tuple[float, float, float]:
+    """(elapsed s, env steps/s, ETA s) of this launch."""
+    elapsed = time.monotonic() - p.started
+    rate = p.env_steps / elapsed if elapsed > 0 else 0.0
+    if not hasattr(runner, "_epochs_at_start"):
+        runner._epochs_at_start = p.epochs_done
+    done_now = p.epochs_done - runner._epochs_at_start
+    remaining = p.total_epochs - p.epochs_done
+    eta = remaining * elapsed / done_now if done_now > 0 else float("nan")
+    return elapsed, rate, eta
+
+
+class _PlainProgress:
+    """One plain progress line every ``every_s`` seconds when output is not a terminal."""
+
+    def __init__(self, sweep, runner, every_s: float = 30.0):
+        self.sweep, self.runner, self.every_s = sweep, runner, every_s
+        self.last = time.monotonic()
+
+    def maybe_print(self, p, console) -> None:
+        if time.monotonic() - self.last < self.every_s:
+            return
+        self.last = time.monotonic()
+        elapsed, rate, eta = _eta(p, self.runner)
+        console.print(
+            f"[{_fmt_eta(elapsed)}] {self.sweep.name}: epochs {p.epochs_done}/{p.total_epochs}, "
+            f"runs {p.done} done / {p.running} running / {p.failed} failed / {p.diverged} diverged, "
+            f"{rate:,.0f} env steps/s, ETA {_fmt_eta(eta)}"
+        )
+
+
 def _progress_table(p, sweep, store, runner):
     from rich.table import Table
 
-    elapsed = time.monotonic() - p.started
-    rate = p.env_steps / elapsed if elapsed > 0 else 0.0
-    remaining = p.total_epochs - p.epochs_done
-    done_now = p.epochs_done - getattr(runner, "_epochs_at_start", p.epochs_done)
-    if not hasattr(runner, "_epochs_at_start"):
-        runner._epochs_at_start = p.epochs_done
-    eta = remaining * elapsed / done_now if done_now > 0 else float("nan")
+    elapsed, rate, eta = _eta(p, runner)
     best = max(((v, k) for k, v in runner.last_return.items()), default=None)
     t = Table.grid(padding=(0, 2))
     t.add_row(f"[bold]{sweep.name}", f"runs {p.done + p.failed + p.diverged}/{p.total_runs} finished",

@@ -38,7 +38,8 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
                    resume: list[dict | None], checkpoint_every_s: float):  # fmt: skip
     """Generator run inside a Ray worker. Yields tuples:
     ("row", run_id, row_dict) | ("ckpt", run_id, state) |
-    ("end", run_id, state, policy_state) | ("error", None, traceback_text)."""
+    ("end", run_id, state, policy_state) | ("error", None, traceback_text) |
+    ("stats", None, {"pid", "maxrss_mb"}) (last message of a pack that ran to its end)."""
     import traceback
 
     try:
@@ -67,8 +68,16 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
                 state = "diverged" if rec.diverged else "done"
                 yield ("end", rid, state, policy_state(cfgs[rec.run], seeds[rec.run], rec.policy))
             want["now"] = time.monotonic() - last_ckpt >= checkpoint_every_s
+        yield ("stats", None, {"pid": os.getpid(), "maxrss_mb": peak_rss_mb()})
     except Exception:
         yield ("error", None, traceback.format_exc())
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (Linux reports ru_maxrss in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass
@@ -167,6 +176,7 @@ class SweepRunner:
         self.run_by_id: dict[str, RunSpec] = {}
         self.last_return: dict[str, float] = {}
         self.steps_seen: dict[str, int] = {}
+        self.worker_rss_mb: list[float] = []
         self.prog: Progress | None = None
 
     # -------------------------------------------------------------- preparation
@@ -238,72 +248,94 @@ class SweepRunner:
         prog.running = len(todo)
         self.on_event(prog)
         pending_rows: dict[str, list[dict]] = {}
+
+        def flush_rows() -> None:  # one append (one fsync) per run per batch of messages
+            for rid, rows in pending_rows.items():
+                self.store.append_returns(rid, rows)
+            pending_rows.clear()
+
         while live:
             try:
-                pack, msg = self.queue.get(timeout=0.5)
+                batch = [self.queue.get(timeout=0.5)]
             except queue.Empty:
                 self.on_event(prog)
                 continue
-            kind = msg[0]
-            if kind == "row":
-                _, rid, row = msg
-                pending_rows.setdefault(rid, []).append(row)
-                self.store.append_returns(rid, pending_rows.pop(rid))
-                self.epochs[rid] = int(row["epoch"])
-                prog.epochs_done += 1
-                prog.env_steps += int(row["env_steps"]) - self.steps_seen.get(rid, 0)
-                self.steps_seen[rid] = int(row["env_steps"])
-                if not math.isnan(row["return_mean"]):
-                    self.last_return[rid] = row["return_mean"]
-            elif kind == "ckpt":
-                _, rid, state = msg
-                self.store.write_checkpoint(rid, state)
-                self.ckpts[rid] = state
-                self.store.write_status(rid, "running", epochs_done=int(state["epoch"]))
-            elif kind == "end":
-                _, rid, state, pol = msg
-                self.store.write_policy(rid, pol)
-                self._finish(rid, state, None, prog)
-                pack.unfinished.discard(rid)
-                if state == "diverged":
-                    self.log(f"run {rid} diverged at epoch {self.epochs.get(rid, 0)}")
-            elif kind == "error":
-                tb = msg[2]
-                if len(pack.unfinished) == 1:
-                    (rid,) = pack.unfinished
-                    self._finish(rid, "failed", tb, prog)
-                    pack.unfinished.clear()
-                    last = tb.strip().splitlines()[-1] if tb.strip() else "error"
-                    self.log(f"run {rid} failed: {last}")
-                else:  # isolate the culprit: each remaining run alone, from its checkpoint
-                    for rid in sorted(pack.unfinished):
-                        self._rewind(rid)
-                        solo = Pack(runs=[self.run_by_id[rid]], unfinished={rid})
-                        self._submit(solo)
-                        live.append(solo)
-                    pack.unfinished.clear()
-            elif kind in ("lost", "closed") and pack.unfinished:
-                # worker or node died (lost), or the generator ended early (closed): resubmit
-                # from the last checkpoints, up to MAX_LOSSES times
-                why = msg[1] if kind == "lost" else "pack ended before its runs finished"
-                pack.losses += 1
-                if pack.losses > MAX_LOSSES:
-                    for rid in sorted(pack.unfinished):
-                        self._finish(rid, "failed", f"worker lost {pack.losses} times: {why}", prog)
-                    pack.unfinished.clear()
-                else:
-                    for rid in pack.unfinished:
-                        self._rewind(rid)
-                    epochs = ", ".join(str(self.epochs[r]) for r in sorted(pack.unfinished))
-                    self.log(f"pack of {len(pack.unfinished)} runs lost ({why}); "
-                             f"resubmitting from epochs {epochs}")  # fmt: skip
-                    self._submit(pack)
-            if kind in ("closed", "lost", "error") and not pack.unfinished and pack in live:
-                live.remove(pack)
+            while len(batch) < 4096:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            for pack, msg in batch:
+                self._handle(pack, msg, prog, live, pending_rows, flush_rows)
+            flush_rows()
             self.on_event(prog)
         prog.running = 0
         self.on_event(prog)
         return prog
+
+    def _handle(self, pack: Pack, msg: tuple, prog: Progress, live: list[Pack],
+                pending_rows: dict[str, list[dict]], flush_rows: Callable[[], None]) -> None:  # fmt: skip
+        kind = msg[0]
+        if kind == "row":
+            _, rid, row = msg
+            pending_rows.setdefault(rid, []).append(row)
+            self.epochs[rid] = int(row["epoch"])
+            prog.epochs_done += 1
+            prog.env_steps += int(row["env_steps"]) - self.steps_seen.get(rid, 0)
+            self.steps_seen[rid] = int(row["env_steps"])
+            if not math.isnan(row["return_mean"]):
+                self.last_return[rid] = row["return_mean"]
+            return
+        # rows must be on disk before a checkpoint, status or truncation refers to them
+        flush_rows()
+        if kind == "stats":
+            self.worker_rss_mb.append(float(msg[2]["maxrss_mb"]))
+            return
+        if kind == "ckpt":
+            _, rid, state = msg
+            self.store.write_checkpoint(rid, state)
+            self.ckpts[rid] = state
+            self.store.write_status(rid, "running", epochs_done=int(state["epoch"]))
+        elif kind == "end":
+            _, rid, state, pol = msg
+            self.store.write_policy(rid, pol)
+            self._finish(rid, state, None, prog)
+            pack.unfinished.discard(rid)
+            if state == "diverged":
+                self.log(f"run {rid} diverged at epoch {self.epochs.get(rid, 0)}")
+        elif kind == "error":
+            tb = msg[2]
+            if len(pack.unfinished) == 1:
+                (rid,) = pack.unfinished
+                self._finish(rid, "failed", tb, prog)
+                pack.unfinished.clear()
+                last = tb.strip().splitlines()[-1] if tb.strip() else "error"
+                self.log(f"run {rid} failed: {last}")
+            else:  # isolate the culprit: each remaining run alone, from its checkpoint
+                for rid in sorted(pack.unfinished):
+                    self._rewind(rid)
+                    solo = Pack(runs=[self.run_by_id[rid]], unfinished={rid})
+                    self._submit(solo)
+                    live.append(solo)
+                pack.unfinished.clear()
+        elif kind in ("lost", "closed") and pack.unfinished:
+            # worker or node died (lost), or the generator ended early (closed): resubmit
+            # from the last checkpoints, up to MAX_LOSSES times
+            why = msg[1] if kind == "lost" else "pack ended before its runs finished"
+            pack.losses += 1
+            if pack.losses > MAX_LOSSES:
+                for rid in sorted(pack.unfinished):
+                    self._finish(rid, "failed", f"worker lost {pack.losses} times: {why}", prog)
+                pack.unfinished.clear()
+            else:
+                for rid in pack.unfinished:
+                    self._rewind(rid)
+                epochs = ", ".join(str(self.epochs[r]) for r in sorted(pack.unfinished))
+                self.log(f"pack of {len(pack.unfinished)} runs lost ({why}); "
+                         f"resubmitting from epochs {epochs}")  # fmt: skip
+                self._submit(pack)
+        if kind in ("closed", "lost", "error") and not pack.unfinished and pack in live:
+            live.remove(pack)
 
     def _rewind(self, rid: str) -> None:
         """Drop rows past the last checkpoint: they will be recomputed (bitwise equal)."""

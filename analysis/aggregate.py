@@ -431,6 +431,45 @@ def performance_profile(
     return pd.concat(pieces, ignore_index=True)
 
 
+SWINGUP_BINS = (0.0, 100.0, 200.0, 350.0)
+
+
+def outcome_bins(scores: pd.DataFrame, edges: Sequence[float]) -> pd.DataFrame:
+    """Count finished runs' final scores in bins that cover every score.
+
+    ``edges`` e1 < e2 < ... give the bins ``< e1``, ``e1-e2``, ..., ``>= ek`` (each bin holds
+    its lower edge). One row per configuration (ranking order of ``scores``) plus an ``all``
+    row; columns: config, n (done runs with a score), then one count column per bin.
+    """
+    edges = [float(e) for e in edges]
+    if sorted(edges) != edges or len(set(edges)) != len(edges) or not edges:
+        raise ValueError(f"bins: edges must be strictly increasing, got {edges}")
+
+    def fmt(x: float) -> str:
+        return f"{x:g}"
+
+    labels = [f"< {fmt(edges[0])}"]
+    labels += [f"{fmt(a)}-{fmt(b)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    labels += [f">= {fmt(edges[-1])}"]
+    done = scores[(scores["state"] == "done") & scores["final_score"].notna()]
+
+    def counts(values: np.ndarray) -> list[int]:
+        index = np.searchsorted(np.asarray(edges), values, side="right")
+        return np.bincount(index, minlength=len(labels)).tolist()
+
+    rows = []
+    for config, group in done.groupby("config", sort=False):
+        values = group["final_score"].to_numpy(dtype=float)
+        rows.append(
+            {"config": config, "n": len(values), **dict(zip(labels, counts(values), strict=True))}
+        )
+    values = done["final_score"].to_numpy(dtype=float)
+    rows.append(
+        {"config": "all", "n": len(values), **dict(zip(labels, counts(values), strict=True))}
+    )
+    return pd.DataFrame(rows)
+
+
 def best_run(scores: pd.DataFrame, table: pd.DataFrame) -> str:
     """run_id of the best done run (highest final score) of the top-ranked configuration."""
     for config in table.loc[table["iqm"].notna(), "config"]:

@@ -178,6 +178,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     written += plots.write_plots(
         frame, scores, table, curves, out_dir, top=args.top, metric=metric, seed=args.seed
     )
+    edges = _bin_edges(args.bins, results)
+    if isinstance(edges, int):
+        return edges
+    outcomes = aggregate.outcome_bins(scores, edges) if edges else None
+    if outcomes is not None:
+        path = out_dir / "outcomes.csv"
+        _write_text(path, outcomes.to_csv(index=False))
+        written.append(path)
 
     counts = scores["state"].value_counts()
     summary = ", ".join(
@@ -187,10 +195,35 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     print(f"{name}: {len(scores)} runs ({summary}), {len(table)} configurations")
     _print_table(table, name=name, metric=metric, top=args.top)
+    if outcomes is not None:
+        print("final-score outcomes (done runs):")
+        print(outcomes.to_string(index=False))
     print(f"wrote {len(written)} files to {out_dir}/:")
     for path in written:
         print(f"  {path}")
     return EXIT_OK
+
+
+def _bin_edges(text: str | None, results: Path) -> list[float] | int:
+    """--bins as floats; by default the swing-up outcome bins for CartPoleSwingUp sweeps."""
+    from analysis.aggregate import SWINGUP_BINS
+
+    if text is not None:
+        try:
+            edges = [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            return fail(f"--bins: expected comma-separated numbers, got {text!r}")
+        if not edges or sorted(set(edges)) != edges:
+            return fail(f"--bins: edges must be strictly increasing numbers, got {text!r}")
+        return edges
+    try:
+        import yaml
+
+        spec = yaml.safe_load((results / "sweep.yaml").read_text()) or {}
+    except Exception:
+        return []
+    envs = [spec.get("env", "")] + list((spec.get("grid") or {}).get("env", []))
+    return list(SWINGUP_BINS) if any(str(e).startswith("CartPoleSwingUp") for e in envs) else []
 
 
 # --------------------------------------------------------------------------- refine
@@ -288,6 +321,12 @@ def register(subparsers: Any) -> None:
         "--top", type=_positive_int, default=5, help="configurations shown and plotted (5)"
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
+    p.add_argument(
+        "--bins",
+        default=None,
+        help="final-score bin edges, e.g. 0,100,200,350 -> outcomes.csv "
+        "(default: those edges for CartPoleSwingUp sweeps, none otherwise)",
+    )
     p.set_defaults(func=cmd_analyze)
 
     p = subparsers.add_parser("refine", help="write a finer follow-up sweep around the best")

@@ -225,3 +225,23 @@ def test_sensitivity_and_cell_table_by_hand(grid2) -> None:
     assert table["best_config_iqm"].tolist() == [11.5, 101.5]
     cells = aggregate.cell_table(scores, "policy_lr", "value_lr", statistic="mean")
     assert cells.loc[0.01, 0.1] == 101.5 and cells.loc[0.001, 0.01] == 11.5
+
+
+def test_outcome_bins_cover_every_score_by_hand() -> None:
+    import pandas as pd
+
+    scores = pd.DataFrame(
+        {
+            "config": ["a"] * 6 + ["b"] * 3,
+            "state": ["done"] * 5 + ["diverged"] + ["done"] * 2 + ["running"],
+            "final_score": [-30.0, 0.0, 99.9, 100.0, 400.0, 999.0, 350.0, 200.0, 50.0],
+        }
+    )
+    out = aggregate.outcome_bins(scores, aggregate.SWINGUP_BINS)
+    assert list(out.columns) == ["config", "n", "< 0", "0-100", "100-200", "200-350", ">= 350"]
+    a, b, total = (out[out["config"] == c].iloc[0] for c in ("a", "b", "all"))
+    assert [a[c] for c in out.columns[1:]] == [5, 1, 2, 1, 0, 1]  # diverged 999 not counted
+    assert [b[c] for c in out.columns[1:]] == [2, 0, 0, 0, 1, 1]  # running run not counted
+    assert [total[c] for c in out.columns[1:]] == [7, 1, 2, 1, 1, 2]
+    with pytest.raises(ValueError, match="increasing"):
+        aggregate.outcome_bins(scores, [100, 0])

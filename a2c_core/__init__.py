@@ -19,6 +19,7 @@ _LAZY = {
     "EpochRecord": "a2c_core.engine",
     "RETURN_COLUMNS": "a2c_core.engine",
     "policy_state": "a2c_core.engine",
+    "to_torch": "a2c_core.engine",
     "compute_gae": "a2c_core.gae",
     "discounted_returns": "a2c_core.gae",
 }

@@ -30,7 +30,7 @@ from a2c_core.envs.base import make_pack_env
 from a2c_core.fused import make_fused_rollout
 from a2c_core.gae import compute_gae, discounted_returns
 from a2c_core.policies import adam_step, make_policy
-from a2c_core.valuefit import PARAM_NAMES, init_value_params, value_fit, value_forward
+from a2c_core.valuefit import init_value_params, value_fit, value_forward
 
 CHECKPOINT_FORMAT = 1
 RETURN_COLUMNS = (
@@ -84,9 +84,23 @@ def _finite(*arrays: Any) -> bool:
 
 
 def _to_tensors(arrays: dict[str, np.ndarray]) -> dict:
+    """Copies of the arrays. Checkpoints and policy states stay numpy in memory, so a
+    worker never imports torch; :func:`to_torch` turns them into tensors for torch.save."""
+    return {k: np.array(v, copy=True) for k, v in arrays.items()}
+
+
+def to_torch(obj: Any) -> Any:
+    """A checkpoint or policy state with every numpy array replaced by a torch tensor (what
+    checkpoint.pt and policy.pt hold: ``torch.load(..., weights_only=True)`` reads them)."""
     import torch
 
-    return {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.items()}
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj if obj.flags.c_contiguous else obj.copy())  # keeps 0-d
+    if isinstance(obj, dict):
+        return {k: to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_torch(v) for v in obj)
+    return obj
 
 
 def _from_tensors(tensors: dict) -> dict[str, np.ndarray]:
@@ -420,4 +434,4 @@ def policy_state(config: A2CConfig, seed: int, params: dict) -> dict:
             "params": _to_tensors(params)}  # fmt: skip
 
 
-__all__ = ["EpochRecord", "RETURN_COLUMNS", "train", "train_pack", "policy_state", "PARAM_NAMES"]
+__all__ = ["EpochRecord", "RETURN_COLUMNS", "train", "train_pack", "policy_state", "to_torch"]

@@ -161,12 +161,15 @@ class CartPoleFusedRollout:
         env._obs = obs
 
     def get_state(self, run: int) -> dict[str, np.ndarray]:
-        return {"reset_pool": self.pool[run].copy(), "reset_cursor": np.array(self.cursor[run])}
+        return {
+            "reset_pool": self.pool[run].copy(),
+            "reset_cursor": self.cursor[run : run + 1].copy(),
+        }
 
     def set_state(self, run: int, state: dict) -> None:
         if "reset_pool" in state:
             self.pool[run] = np.asarray(state["reset_pool"], dtype=np.float64)
-            self.cursor[run] = int(np.asarray(state["reset_cursor"]))
+            self.cursor[run] = int(np.asarray(state["reset_cursor"]).reshape(-1)[0])
 
 
 def make_fused_rollout(env, policy, rngs: list[np.random.Generator]):

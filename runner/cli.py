@@ -157,13 +157,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
                 runner.on_event = on_event
                 runner.log = live.console.print
+                t_train = time.perf_counter()
                 runner.execute(todo)
+                t_train = time.perf_counter() - t_train
             if not live.console.is_terminal:
                 live.console.line()  # rich leaves the last render unterminated off a terminal
             import resource
 
             driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             workers = ", ".join(f"worker {m:.0f} MB" for m in runner.worker_rss_mb)
+            print(f"trained in {t_train:.1f} s (from the first pack submitted to the last result)")
             print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
         code = EXIT_OK
     except KeyboardInterrupt:

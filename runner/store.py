@@ -546,6 +546,9 @@ class Store:
     def _write_torch(self, path: Path, obj: Any) -> None:
         import torch
 
+        from a2c_core.engine import to_torch  # workers send numpy; files hold tensors
+
+        obj = to_torch(obj)
         _atomic_write(path, lambda f: torch.save(obj, f))
 
     def write_checkpoint(self, run_id: str, state: Mapping[str, Any]) -> None:

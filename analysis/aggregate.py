@@ -431,6 +431,24 @@ def performance_profile(
     return pd.concat(pieces, ignore_index=True)
 
 
+def solved_epochs(
+    frame: pd.DataFrame, threshold: float, metric: str = "return_mean"
+) -> pd.DataFrame:
+    """Per configuration: the first epoch at which the median over its done runs of ``metric``
+    reaches ``threshold`` (NaN epochs skipped; NaN if never). Columns: config, solved_epoch."""
+    done = frame[(frame["state"] == "done") & frame["epoch"].notna()]
+    rows = []
+    for config in frame["config"].unique():
+        runs = done[done["config"] == config]
+        first = math.nan
+        if len(runs):
+            median = runs.groupby("epoch")[metric].median().sort_index()
+            hit = median[median >= threshold]
+            first = float(hit.index[0]) if len(hit) else math.nan
+        rows.append({"config": config, "solved_epoch": first})
+    return pd.DataFrame(rows)
+
+
 SWINGUP_BINS = (0.0, 100.0, 200.0, 350.0)
 
 

@@ -74,6 +74,9 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
         "failed",
         "P(> next)",
     ]
+    solved = "solved_epoch" in table.columns
+    if solved:
+        header.append(f"median >= {table.attrs.get('threshold', '?'):g} at epoch")
     lines = [
         f"# Ranking of {name}",
         "",
@@ -98,6 +101,10 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
             *[str(r[f"n_{s}"]) for s in ("done", "running", "pending", "diverged", "failed")],
             _fmt(r["p_beats_next"]),
         ]
+        if solved:
+            cells.append(
+                "never" if r["solved_epoch"] != r["solved_epoch"] else f"{r['solved_epoch']:.0f}"
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -178,6 +185,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     written += plots.write_plots(
         frame, scores, table, curves, out_dir, top=args.top, metric=metric, seed=args.seed
     )
+    threshold = _threshold(args.threshold, results)
+    if threshold is not None:
+        solved = aggregate.solved_epochs(frame, threshold, metric)
+        attrs = dict(table.attrs)  # merge drops attrs (the params list)
+        table = table.merge(solved, on="config", how="left")
+        table.attrs.update(attrs, threshold=threshold)
+        _write_text(out_dir / "ranking.csv", table.to_csv(index=False))
+        _write_text(out_dir / "ranking.md", ranking_markdown(table, name=name, metric=metric))
     edges = _bin_edges(args.bins, results)
     if isinstance(edges, int):
         return edges
@@ -204,6 +219,35 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sweep_envs(results: Path) -> list[str]:
+    try:
+        import yaml
+
+        spec = yaml.safe_load((results / "sweep.yaml").read_text()) or {}
+    except Exception:
+        return []
+    return [
+        str(e)
+        for e in [spec.get("env", "CartPole-v0")] + list((spec.get("grid") or {}).get("env", []))
+    ]
+
+
+def _threshold(value: float | None, results: Path) -> float | None:
+    """--threshold, or the env's gymnasium reward_threshold (195 for CartPole-v0) when the
+    sweep has a single env that defines one."""
+    if value is not None:
+        return value
+    envs = set(_sweep_envs(results))
+    if len(envs) != 1:
+        return None
+    import gymnasium
+
+    try:
+        return gymnasium.spec(envs.pop()).reward_threshold
+    except Exception:
+        return None
+
+
 def _bin_edges(text: str | None, results: Path) -> list[float] | int:
     """--bins as floats; by default the swing-up outcome bins for CartPoleSwingUp sweeps."""
     from analysis.aggregate import SWINGUP_BINS
@@ -216,14 +260,8 @@ def _bin_edges(text: str | None, results: Path) -> list[float] | int:
         if not edges or sorted(set(edges)) != edges:
             return fail(f"--bins: edges must be strictly increasing numbers, got {text!r}")
         return edges
-    try:
-        import yaml
-
-        spec = yaml.safe_load((results / "sweep.yaml").read_text()) or {}
-    except Exception:
-        return []
-    envs = [spec.get("env", "")] + list((spec.get("grid") or {}).get("env", []))
-    return list(SWINGUP_BINS) if any(str(e).startswith("CartPoleSwingUp") for e in envs) else []
+    envs = _sweep_envs(results)
+    return list(SWINGUP_BINS) if any(e.startswith("CartPoleSwingUp") for e in envs) else []
 
 
 # --------------------------------------------------------------------------- refine
@@ -326,6 +364,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="final-score bin edges, e.g. 0,100,200,350 -> outcomes.csv "
         "(default: those edges for CartPoleSwingUp sweeps, none otherwise)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="return threshold for the 'solved_epoch' column: first epoch at which the median "
+        "over seeds reaches it (default: the env's reward_threshold, 195 for CartPole-v0)",
     )
     p.set_defaults(func=cmd_analyze)
 

@@ -245,3 +245,20 @@ def test_outcome_bins_cover_every_score_by_hand() -> None:
     assert [total[c] for c in out.columns[1:]] == [7, 1, 2, 1, 1, 2]
     with pytest.raises(ValueError, match="increasing"):
         aggregate.outcome_bins(scores, [100, 0])
+
+
+def test_solved_epoch_is_first_epoch_where_the_median_reaches_the_threshold() -> None:
+    import pandas as pd
+
+    rows = []
+    # config a: seeds reach 195 at epochs 2, 3, 5 -> median (of 3) >= 195 first at epoch 3
+    for seed, reach in ((1, 2), (2, 3), (3, 5)):
+        for epoch in range(1, 7):
+            rows.append(("a", seed, "done", epoch, 200.0 if epoch >= reach else 20.0))
+    # config b never reaches it; a diverged run with high returns must not count
+    for epoch in range(1, 7):
+        rows.append(("b", 1, "done", epoch, 50.0))
+        rows.append(("b", 2, "diverged", epoch, 500.0))
+    frame = pd.DataFrame(rows, columns=["config", "seed", "state", "epoch", "return_mean"])
+    out = aggregate.solved_epochs(frame, 195.0).set_index("config")["solved_epoch"]
+    assert out["a"] == 3 and math.isnan(out["b"])

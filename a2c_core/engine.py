@@ -95,7 +95,8 @@ def to_torch(obj: Any) -> Any:
     import torch
 
     if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj if obj.flags.c_contiguous else obj.copy())  # keeps 0-d
+        ok = obj.flags.c_contiguous and obj.flags.writeable  # Ray hands out read-only arrays
+        return torch.from_numpy(obj if ok else obj.copy())  # copy() keeps 0-d arrays 0-d
     if isinstance(obj, dict):
         return {k: to_torch(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -203,6 +203,7 @@ def plot_curves(
     labels, shared = _short_labels(curves, configs)
     for i, (config, label) in enumerate(zip(configs, labels, strict=True)):
         color = PALETTE[i % len(PALETTE)]
+        style = ("-", "--", ":")[(i // len(PALETTE)) % 3]  # colours repeat after 8 lines
         if frame is not None:
             _per_seed_lines(ax, frame, config, metric, color, alpha=0.35)
         c = curves[curves["config"] == config]
@@ -220,7 +221,13 @@ def plot_curves(
         )
         seeds = int(c["n_runs"].max())
         ax.plot(
-            x, c[statistic], color=color, linewidth=2.0, zorder=3, label=f"{label} ({seeds} seeds)"
+            x,
+            c[statistic],
+            color=color,
+            linestyle=style,
+            linewidth=2.0,
+            zorder=3,
+            label=f"{label} ({seeds} seeds)",
         )
     ax.set_xlabel("environment steps")
     ax.set_ylabel(metric_label(metric))
@@ -239,10 +246,16 @@ def plot_curves(
 
 def _legend_below(ax: Axes, title: str) -> None:
     """Legend under the x axis label: long parameter labels never hide a curve."""
+    from matplotlib.transforms import ScaledTranslation
+
+    # a fixed distance in points below the axes (tick labels + x label take about 36 pt),
+    # whatever the axes height: a fraction of the height would collide on short axes
+    below = ax.transAxes + ScaledTranslation(0, -40 / 72, ax.figure.dpi_scale_trans)
     ax.legend(
         title=title,
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.17),
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=below,
         frameon=False,
         ncols=1,
         alignment="left",

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# How results/reference/ was made (docs/results.md): the article's experiments, run with the
+# project's own CLI on one 2-core machine. Each sweep resumes if relaunched.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+A=.venv/bin/a2c-sweep
+R=results/reference
+export OMP_NUM_THREADS=1
+
+$A run sweeps/cartpole_v0_grid.yaml --results $R          # 1. the article's 180-run grid
+$A run sweeps/swingup.yaml --results $R                   # 2. the article's swing-up, 16 seeds
+$A run sweeps/swingup_grid.yaml --results $R              # 3. coarse grid around it, 5 seeds
+$A refine $R/swingup-grid -o sweeps/swingup_fine.yaml --top 1 --points 3
+$A run sweeps/swingup_fine.yaml --results $R              #    and the finer grid it proposes
+
+for name in cartpole-v0-grid swingup swingup-grid swingup-grid-refined; do
+    $A analyze $R/$name --top 10
+done
+$A gif --best $R/cartpole-v0-grid -o docs/cartpole_best.gif --deterministic
+$A gif --best $R/swingup -o docs/swingup_best.gif --deterministic

@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 VALUE_TARGETS = ("returns", "lambda_returns")
+RETURN_COLUMNS = (
+    "epoch", "env_steps", "episodes", "return_mean", "return_median", "return_min",
+    "return_max", "length_mean", "value_loss", "policy_loss", "entropy",
+    "explained_variance", "wall_s",
+)  # fmt: skip
+"""Columns of a run's returns.csv, one row per epoch (DESIGN.md "Results directory")."""
+INT_RETURN_COLUMNS = ("epoch", "env_steps", "episodes")
 DTYPES = ("float32", "float64")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from a2c_core.config import A2CConfig
+from a2c_core.config import RETURN_COLUMNS, A2CConfig
 from a2c_core.envs.base import make_pack_env
 from a2c_core.fused import make_fused_rollout
 from a2c_core.gae import compute_gae, discounted_returns
@@ -33,11 +33,6 @@ from a2c_core.policies import adam_step, make_policy
 from a2c_core.valuefit import init_value_params, value_fit, value_forward
 
 CHECKPOINT_FORMAT = 1
-RETURN_COLUMNS = (
-    "epoch", "env_steps", "episodes", "return_mean", "return_median", "return_min",
-    "return_max", "length_mean", "value_loss", "policy_loss", "entropy",
-    "explained_variance", "wall_s",
-)  # fmt: skip
 
 
 @dataclass

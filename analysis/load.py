@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from a2c_core.config import INT_RETURN_COLUMNS, RETURN_COLUMNS
+
 __all__ = [
     "ID_COLUMNS",
     "INT_COLUMNS",
@@ -39,22 +41,7 @@ __all__ = [
     "param_columns",
 ]
 
-RETURN_COLUMNS = (
-    "epoch",
-    "env_steps",
-    "episodes",
-    "return_mean",
-    "return_median",
-    "return_min",
-    "return_max",
-    "length_mean",
-    "value_loss",
-    "policy_loss",
-    "entropy",
-    "explained_variance",
-    "wall_s",
-)
-INT_COLUMNS = ("epoch", "env_steps", "episodes")
+INT_COLUMNS = INT_RETURN_COLUMNS
 STATES = ("done", "running", "pending", "diverged", "failed")
 """run states in the frame: status.json's four, plus ``pending`` (no status yet)."""
 ID_COLUMNS = ("run_id", "config", "seed", "state")

@@ -38,7 +38,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from a2c_core.config import A2CConfig
+from a2c_core.config import INT_RETURN_COLUMNS, RETURN_COLUMNS, A2CConfig
 from runner.spec import SpecError, Sweep, check_compatible, check_name, load_spec
 
 __all__ = [
@@ -51,22 +51,6 @@ __all__ = [
     "StoreError",
 ]
 
-RETURN_COLUMNS = (
-    "epoch",
-    "env_steps",
-    "episodes",
-    "return_mean",
-    "return_median",
-    "return_min",
-    "return_max",
-    "length_mean",
-    "value_loss",
-    "policy_loss",
-    "entropy",
-    "explained_variance",
-    "wall_s",
-)
-INT_RETURN_COLUMNS = frozenset({"epoch", "env_steps", "episodes"})
 STATES = ("running", "done", "failed", "diverged")
 FINISHED_STATES = frozenset({"done", "failed", "diverged"})
 PENDING = "pending"

@@ -60,6 +60,111 @@ class PackEnv:
         raise NotImplementedError
 
 
+class NumpyPackEnv(PackEnv):
+    """Shared machinery of the project's own numpy pack envs (CartPole, CartPoleSwingUp).
+
+    State is stored component-major, [4, P*N] float64 (x, x_dot, theta, theta_dot as
+    contiguous rows), with a step counter per env for the time limit. Same-step autoreset:
+    ``step`` returns the reset observation in ``obs`` and the terminal / truncated one in
+    ``final_obs``; resets of run p are drawn from ``rngs[p]`` with ONE call per step for all
+    of that run's envs that ended (so a run's draws depend only on its own episodes).
+
+    Subclasses define ``_draw(run, k) -> [k, 4]``, ``_make_obs([4, M]) -> [M, obs_dim]``,
+    ``_advance(actions) -> (new state [4, P*N], reward [P*N], terminated [P*N])``, the spaces
+    and ``max_episode_steps``.
+    """
+
+    max_episode_steps: int
+
+    def __init__(self, num_runs: int, num_envs: int, rngs: list[np.random.Generator]) -> None:
+        if len(rngs) != num_runs:
+            raise ValueError(f"need one generator per run: {len(rngs)} != {num_runs}")
+        self.num_runs, self.num_envs, self.rngs = num_runs, num_envs, rngs
+        m = num_runs * num_envs
+        self._state = np.zeros((4, m), dtype=np.float64)
+        self._elapsed = np.zeros(m, dtype=np.int64)
+        self._obs = np.zeros((m, self.observation_space.shape[0]), dtype=np.float32)
+        self._reset_called = False
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _draw(self, run: int, k: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _make_obs(self, state: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ PackEnv API
+    def _rows(self, run: int) -> slice:
+        return slice(run * self.num_envs, (run + 1) * self.num_envs)
+
+    def reset(self) -> np.ndarray:
+        """Reset every env from its run's generator; return obs [P*N, obs_dim] float32."""
+        for p in range(self.num_runs):
+            self._state[:, self._rows(p)] = self._draw(p, self.num_envs).T
+        self._elapsed[:] = 0
+        self._obs = self._make_obs(self._state)
+        self._reset_called = True
+        return self._obs
+
+    def current_obs(self) -> np.ndarray:
+        """The observation the policy sees next, [P*N, obs_dim] float32."""
+        return self._obs
+
+    def step(self, actions: np.ndarray) -> Step:
+        """Advance every env by one step; see the subclass for the action format.
+
+        Returns a :class:`Step` with obs/final_obs [P*N, obs_dim] float32, reward [P*N]
+        float64, terminated/truncated/valid [P*N] bool (terminated wins over the time limit).
+        """
+        assert self._reset_called, "call reset() before step()"
+        new, reward, terminated = self._advance(actions)
+        self._state = new
+        self._elapsed += 1
+        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
+        final_obs = self._make_obs(new)
+        done = terminated | truncated
+        obs = final_obs
+        if np.count_nonzero(done):  # cheaper than done.any() on small arrays
+            obs = final_obs.copy()
+            self._autoreset(np.flatnonzero(done), obs)
+        self._obs = obs
+        valid = np.ones(reward.shape[0], dtype=bool)
+        return Step(obs, final_obs, reward, terminated, truncated, valid)
+
+    def _autoreset(self, idx: np.ndarray, obs: np.ndarray) -> None:
+        """Reset rows ``idx`` (sorted) in place, one generator call per affected run."""
+        # idx is sorted, so concatenating each run's draws in run order lines them up with idx.
+        counts = np.bincount(idx // self.num_envs, minlength=self.num_runs)
+        runs = np.flatnonzero(counts).tolist()
+        if len(runs) == 1:
+            fresh = self._draw(runs[0], idx.size)
+        else:
+            fresh = np.concatenate([self._draw(p, int(counts[p])) for p in runs])
+        self._state[:, idx] = fresh.T
+        obs[idx] = self._make_obs(fresh.T)
+        self._elapsed[idx] = 0
+
+    def get_state(self, run: int) -> dict[str, np.ndarray]:
+        """Run ``run``'s envs: {"state": float64 [N, 4] (x, x_dot, theta, theta_dot),
+        "elapsed": int64 [N] steps since the last reset}. Copies, RNG excluded."""
+        rows = self._rows(run)
+        return {"state": self._state[:, rows].T.copy(), "elapsed": self._elapsed[rows].copy()}
+
+    def set_state(self, run: int, state: dict[str, np.ndarray]) -> None:
+        """Restore run ``run``'s envs from :meth:`get_state` output (also refreshes their obs)."""
+        rows = self._rows(run)
+        st = np.asarray(state["state"], dtype=np.float64).reshape(self.num_envs, 4).T
+        self._state[:, rows] = st
+        self._elapsed[rows] = np.asarray(state["elapsed"], dtype=np.int64).reshape(-1)
+        obs = self._obs.copy()  # a Step held by the caller may alias _obs: replace, don't mutate
+        obs[rows] = self._make_obs(st)
+        self._obs = obs
+        self._reset_called = True
+
+
 class GymnasiumPackEnv(PackEnv):
     """Fallback for any gymnasium id: one SyncVectorEnv per run, NEXT_STEP autoreset.
 

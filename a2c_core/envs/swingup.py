@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from a2c_core.envs.base import PackEnv, Step
+from a2c_core.envs.base import NumpyPackEnv
 
 SWINGUP_IDS = ("CartPoleSwingUp-v0", "CartPoleSwingUp-v1")
 _VERSIONS = {"CartPoleSwingUp-v0": "v0", "CartPoleSwingUp-v1": "v1"}
@@ -211,11 +211,11 @@ def register_envs() -> None:
         )
 
 
-class SwingUpPackEnv(PackEnv):
+class SwingUpPackEnv(NumpyPackEnv):
     """P runs x N CartPoleSwingUp envs on a flat axis of P*N rows (row ``p*N + i``).
 
-    State is stored component-major, [4, P*N] float64. Same-step autoreset with per-run reset
-    draws ``rngs[p].normal([0, 0, pi, 0], 0.2, size=(k, 4))``, one call per run per step.
+    Actions: float array [P*N, 1] (or [P*N]), clipped to [-1, 1]. Resets drawn as
+    ``rngs[p].normal([0, 0, pi, 0], 0.2, size=(k, 4))``. See :class:`NumpyPackEnv`.
     """
 
     def __init__(
@@ -223,103 +223,26 @@ class SwingUpPackEnv(PackEnv):
     ) -> None:
         if env_id not in SWINGUP_IDS:
             raise ValueError(f"unknown SwingUp id {env_id!r}; expected one of {SWINGUP_IDS}")
-        if len(rngs) != num_runs:
-            raise ValueError(f"need one generator per run: {len(rngs)} != {num_runs}")
         self.env_id = env_id
         self.version = _VERSIONS[env_id]
-        self.num_runs, self.num_envs, self.rngs = num_runs, num_envs, rngs
         self.max_episode_steps = MAX_EPISODE_STEPS
         self.observation_space, self.action_space = swingup_spaces()
-        m = num_runs * num_envs
-        self._state = np.zeros((4, m), dtype=np.float64)
-        self._elapsed = np.zeros(m, dtype=np.int64)
-        self._obs = np.zeros((m, 5), dtype=np.float32)
-        self._reset_called = False
-
-    def _rows(self, run: int) -> slice:
-        return slice(run * self.num_envs, (run + 1) * self.num_envs)
+        super().__init__(num_runs, num_envs, rngs)
 
     def _draw(self, run: int, k: int) -> np.ndarray:
         """k fresh initial states [k, 4] from run ``run``'s generator in ONE call."""
         return self.rngs[run].normal(loc=RESET_MEAN, scale=RESET_STD, size=(k, 4))
 
-    @staticmethod
-    def _make_obs(state: np.ndarray) -> np.ndarray:
+    def _make_obs(self, state: np.ndarray) -> np.ndarray:
         """[4, M] float64 state -> [M, 5] float32 obs (x, x_dot, cos, sin, theta_dot)."""
         x, x_dot, theta, theta_dot = state
         return np.stack([x, x_dot, np.cos(theta), np.sin(theta), theta_dot], axis=1).astype(
             np.float32
         )
 
-    def reset(self) -> np.ndarray:
-        """Reset every env from its run's generator; return obs [P*N, 5] float32."""
-        for p in range(self.num_runs):
-            self._state[:, self._rows(p)] = self._draw(p, self.num_envs).T
-        self._elapsed[:] = 0
-        self._obs = self._make_obs(self._state)
-        self._reset_called = True
-        return self._obs
-
-    def current_obs(self) -> np.ndarray:
-        """The observation the policy sees next, [P*N, 5] float32."""
-        return self._obs
-
-    def step(self, actions: np.ndarray) -> Step:
-        """Advance every env by one step.
-
-        ``actions``: float array [P*N, 1] (or [P*N]), clipped to [-1, 1].
-        Returns a :class:`Step` with obs/final_obs [P*N, 5] float32, reward [P*N] float64,
-        terminated/truncated/valid [P*N] bool.
-        """
-        assert self._reset_called, "call reset() before step()"
+    def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # float64 before scaling, as in the single env (see module docstring).
         a = np.clip(np.asarray(actions, dtype=np.float64).reshape(-1), -1.0, 1.0)
         x, x_dot, theta, theta_dot = self._state
         new = np.stack(swingup_dynamics(x, x_dot, theta, theta_dot, a * FORCE_MAG))
-        self._state = new
-        reward = _reward(new[2], self.version)
-        terminated = np.abs(new[0]) > X_THRESHOLD
-        self._elapsed += 1
-        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
-        final_obs = self._make_obs(new)
-        done = terminated | truncated
-        obs = final_obs
-        if np.count_nonzero(done):  # cheaper than done.any() on small arrays
-            obs = final_obs.copy()
-            self._autoreset(np.flatnonzero(done), obs)
-        self._obs = obs
-        valid = np.ones(a.shape[0], dtype=bool)
-        return Step(obs, final_obs, reward, terminated, truncated, valid)
-
-    def _autoreset(self, idx: np.ndarray, obs: np.ndarray) -> None:
-        """Reset rows ``idx`` (sorted) in place, one generator call per affected run."""
-        # idx is sorted, so concatenating each run's draws in run order lines them up with idx.
-        counts = np.bincount(idx // self.num_envs, minlength=self.num_runs)
-        runs = np.flatnonzero(counts).tolist()
-        if len(runs) == 1:
-            fresh = self._draw(runs[0], idx.size)
-        else:
-            fresh = np.concatenate([self._draw(p, int(counts[p])) for p in runs])
-        self._state[:, idx] = fresh.T
-        obs[idx] = self._make_obs(fresh.T)
-        self._elapsed[idx] = 0
-
-    def get_state(self, run: int) -> dict[str, np.ndarray]:
-        """Run ``run``'s envs: {"state": float64 [N, 4] (x, x_dot, theta, theta_dot),
-        "elapsed": int64 [N]}. Copies, RNG excluded."""
-        rows = self._rows(run)
-        return {
-            "state": self._state[:, rows].T.copy(),
-            "elapsed": self._elapsed[rows].copy(),
-        }
-
-    def set_state(self, run: int, state: dict[str, np.ndarray]) -> None:
-        """Restore run ``run``'s envs from :meth:`get_state` output (also refreshes their obs)."""
-        rows = self._rows(run)
-        st = np.asarray(state["state"], dtype=np.float64).reshape(self.num_envs, 4).T
-        self._state[:, rows] = st
-        self._elapsed[rows] = np.asarray(state["elapsed"], dtype=np.int64).reshape(-1)
-        obs = self._obs.copy()  # a Step held by the caller may alias _obs
-        obs[rows] = self._make_obs(st)
-        self._obs = obs
-        self._reset_called = True
+        return new, _reward(new[2], self.version), np.abs(new[0]) > X_THRESHOLD

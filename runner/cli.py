@@ -139,6 +139,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if todo and ray_started is None:
         ray_started, cpus = _timed_init(None, sweep.execution.num_cpus)
     if todo:
+        # import now what writing checkpoints needs later: a checkout edited while an
+        # overnight sweep runs must not break the driver's lazy imports mid-run
+        import a2c_core.engine  # noqa: F401
+
         runner.cpus = cpus
         print(f"ray started in {ray_started:.1f} s ({cpus} CPUs)")
     code = EXIT_INTERRUPTED

@@ -20,6 +20,50 @@ import numpy as np
 
 LOG_2PI = math.log(2 * math.pi)
 
+try:  # the categorical policy step compiled; the numpy path below runs without numba
+    import numba
+
+    _HAVE_NUMBA = True
+except Exception:  # pragma: no cover
+    _HAVE_NUMBA = False
+
+if _HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True)
+    def _categorical_pg(obs, actions, adv, W, b, gW, gb):
+        """Loss -mean(A log pi(a|s)), entropy and gradients of a linear softmax policy in
+        one pass over the samples, accumulated in float64 (gW [D, A], gb [A] are outputs)."""
+        m, d = obs.shape
+        n_act = W.shape[1]
+        logits = np.empty(n_act, dtype=np.float64)
+        gW[:] = 0.0
+        gb[:] = 0.0
+        loss = 0.0
+        entropy = 0.0
+        for i in range(m):
+            top = -np.inf
+            for a in range(n_act):
+                z = np.float64(b[a])
+                for k in range(d):
+                    z += np.float64(obs[i, k]) * W[k, a]
+                logits[a] = z
+                top = max(top, z)
+            total = 0.0
+            for a in range(n_act):
+                total += np.exp(logits[a] - top)
+            logz = top + np.log(total)
+            weight = adv[i] / m
+            loss -= adv[i] * (logits[actions[i]] - logz)
+            for a in range(n_act):
+                logp = logits[a] - logz
+                prob = np.exp(logp)
+                entropy -= prob * logp
+                g = prob * weight - (weight if a == actions[i] else 0.0)
+                gb[a] += g
+                for k in range(d):
+                    gW[k, a] += obs[i, k] * g
+        return loss / m, entropy / m
+
 
 def _linear_init(rng: np.random.Generator, fan_in: int, shape: tuple, dtype) -> np.ndarray:
     bound = 1.0 / math.sqrt(fan_in)
@@ -57,6 +101,14 @@ class CategoricalPolicy:
 
         obs [M, D], actions [M], adv [M] (already normalised). Returns (loss, entropy, grads).
         """
+        if _HAVE_NUMBA and obs.shape[0] > 0:
+            gW = np.empty(p["W"].shape)
+            gb = np.empty(p["b"].shape)
+            loss, entropy = _categorical_pg(
+                np.ascontiguousarray(obs), np.ascontiguousarray(actions),
+                np.ascontiguousarray(adv, dtype=np.float64), p["W"], p["b"], gW, gb,
+            )  # fmt: skip
+            return float(loss), float(entropy), {"W": gW, "b": gb}
         m = obs.shape[0]
         logits = obs @ p["W"] + p["b"]
         logits = logits - logits.max(-1, keepdims=True)

@@ -97,17 +97,19 @@ def _pack_sizes(n: int, cpus: int, fixed: int | None) -> list[int]:
 
 def make_packs(runs: list[RunSpec], cpus: int, pack_size: int | None = None) -> list[list[RunSpec]]:
     """Group runs by shape (env, num_envs, T, epochs, hidden, dtype) and split each group so
-    that every CPU gets work: 180 runs on 2 CPUs -> 2 packs of 90; on 64 CPUs -> 64 of ~3."""
+    that every CPU gets work: 180 runs on 2 CPUs -> 2 packs of 90; on 64 CPUs -> 64 of ~3.
+
+    Runs are dealt round-robin (run i of a group goes to pack i mod n), so every pack gets a
+    mix of the grid: a run's cost depends on its config (short CartPole episodes reset more
+    often), and contiguous slices of the grid made one pack ~5 % slower than the other."""
     groups: dict[tuple, list[RunSpec]] = {}
     for r in runs:
         groups.setdefault(r.config.shape_key, []).append(r)
     packs = []
     for members in groups.values():
         share = max(1, round(cpus * len(members) / len(runs)))
-        start = 0
-        for size in _pack_sizes(len(members), share, pack_size):
-            packs.append(members[start : start + size])
-            start += size
+        count = len(_pack_sizes(len(members), share, pack_size))
+        packs.extend(members[i::count] for i in range(count))
     return packs
 
 

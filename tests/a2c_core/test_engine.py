@@ -237,3 +237,20 @@ def test_import_a2c_core_does_not_import_ray_pandas_seaborn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_categorical_policy_step_compiled_equals_numpy(monkeypatch):
+    import a2c_core.policies as policies
+
+    rng = np.random.default_rng(3)
+    pol = policies.CategoricalPolicy(4, 3, 8, np.float32)
+    params = pol.init_params(rng)
+    obs = rng.normal(size=(5003, 4)).astype(np.float32)
+    acts, adv = rng.integers(0, 3, 5003), rng.normal(size=5003).astype(np.float32)
+    fast = pol.loss_and_grads(params, obs, acts, adv)
+    monkeypatch.setattr(policies, "_HAVE_NUMBA", False)
+    slow = pol.loss_and_grads(params, obs, acts, adv)
+    assert fast[0] == pytest.approx(slow[0], rel=1e-5, abs=1e-6)
+    assert fast[1] == pytest.approx(slow[1], rel=1e-5)
+    for k in ("W", "b"):
+        np.testing.assert_allclose(fast[2][k], slow[2][k], rtol=1e-4, atol=1e-6)

@@ -129,3 +129,24 @@ def test_per_column_gamma_lambda_equals_separate_calls():
         alone = compute_gae(r[:, col], v[:, col], nv[:, col], term[:, col], end[:, col],
                             gammas[n], lams[n])  # fmt: skip
         np.testing.assert_array_equal(joint[:, col], alone)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_loops_equal_numpy_loops_bitwise(monkeypatch, dtype):
+    """The engine uses numba-compiled copies of the two loops; they must not change a bit."""
+    import a2c_core.gae as gae
+
+    assert gae._HAVE_NUMBA
+    rng = np.random.default_rng(7)
+    r, v, nv, term, end = random_batch(rng, T=200, N=24)
+    r, v, nv = (a.astype(dtype) for a in (r, v, nv))
+    gammas = rng.uniform(0.9, 1.0, 24).astype(dtype)
+    lams = rng.uniform(0.0, 1.0, 24).astype(dtype)
+    fast = (compute_gae(r, v, nv, term, end, gammas, lams),
+            discounted_returns(r, nv, term, end, gammas))  # fmt: skip
+    monkeypatch.setattr(gae, "_HAVE_NUMBA", False)
+    slow = (compute_gae(r, v, nv, term, end, gammas, lams),
+            discounted_returns(r, nv, term, end, gammas))  # fmt: skip
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b)

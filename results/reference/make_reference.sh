@@ -10,7 +10,7 @@ export OMP_NUM_THREADS=1
 $A run sweeps/cartpole_v0_grid.yaml --results $R          # 1. the article's 180-run grid
 $A run sweeps/swingup.yaml --results $R                   # 2. the article's swing-up, 16 seeds
 $A run sweeps/swingup_grid.yaml --results $R              # 3. coarse grid around it, 5 seeds
-$A refine $R/swingup-grid -o sweeps/swingup_fine.yaml --top 1 --points 3 --seeds 3
+$A refine $R/swingup-grid -o sweeps/swingup_fine.yaml --top 1 --points 3 --seeds 16
 $A run sweeps/swingup_fine.yaml --results $R              #    and the finer grid it proposes
 
 for name in cartpole-v0-grid swingup swingup-grid swingup-grid-refined; do

@@ -209,16 +209,7 @@ def plot_curves(
         c = curves[curves["config"] == config]
         if c.empty:
             continue
-        x = c["env_steps"].to_numpy(dtype=float)
-        ax.fill_between(
-            x,
-            c[f"{statistic}_low"],
-            c[f"{statistic}_high"],
-            color=color,
-            alpha=0.2,
-            linewidth=0,
-            zorder=2,
-        )
+        x = _ci_band(ax, c, statistic, color, zorder=2)
         seeds = int(c["n_runs"].max())
         ax.plot(
             x,
@@ -242,6 +233,14 @@ def plot_curves(
     if configs:
         _legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
     return ax
+
+
+def _ci_band(ax: Axes, c: pd.DataFrame, statistic: str, color: str, **kwargs: Any) -> np.ndarray:
+    """Shade the CI band of one configuration's aggregate curve; returns its x (env steps)."""
+    x = c["env_steps"].to_numpy(dtype=float)
+    low, high = c[f"{statistic}_low"], c[f"{statistic}_high"]
+    ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0, **kwargs)
+    return x
 
 
 def _legend_below(ax: Axes, title: str) -> None:
@@ -313,15 +312,7 @@ def plot_facets(
             _per_seed_lines(ax, frame, config, metric, color)
         c = curves[curves["config"] == config]
         if not c.empty:
-            x = c["env_steps"].to_numpy(dtype=float)
-            ax.fill_between(
-                x,
-                c[f"{statistic}_low"],
-                c[f"{statistic}_high"],
-                color=color,
-                alpha=0.2,
-                linewidth=0,
-            )
+            x = _ci_band(ax, c, statistic, color)
             ax.plot(x, c[statistic], color=color, linewidth=1.8)
         rank = f"#{ranks[config]}  " if config in ranks else ""
         ax.set_title(rank + _wrap_label(config), fontsize=8.5)

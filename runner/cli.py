@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -136,12 +137,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
           f"{len(todo)} to train" + (f" (resuming {resumed} from checkpoints)" if resumed else "")
           + f" -> {store.dir}")  # fmt: skip
+    if todo:
+        # import now what writing checkpoints needs later (torch, ~2 s of CPU), in the
+        # background while Ray starts rather than on two busy cores later; and a checkout
+        # edited while an overnight sweep runs must not break the driver's lazy imports mid-run
+        imports = threading.Thread(target=_import_checkpoint_writer, daemon=True)
+        imports.start()
     if todo and ray_started is None:
         ray_started, cpus = _timed_init(None, sweep.execution.num_cpus)
     if todo:
-        # import now what writing checkpoints needs later: a checkout edited while an
-        # overnight sweep runs must not break the driver's lazy imports mid-run
-        import a2c_core.engine  # noqa: F401
+        imports.join()
+        import a2c_core.engine  # noqa: F401  (raises here if the background import failed)
 
         runner.cpus = cpus
         print(f"ray started in {ray_started:.1f} s ({cpus} CPUs)")
@@ -169,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             import resource
 
             driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            workers = ", ".join(f"worker {m:.0f} MB" for m in runner.worker_rss_mb)
+            workers = ", ".join(f"worker {m:.0f} MB" for m in runner.worker_rss_mb.values())
             print(f"trained in {t_train:.1f} s (from the first pack submitted to the last result)")
             print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
         code = EXIT_OK
@@ -189,6 +195,15 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{sum(r['state'] == 'failed' for r in table)} failed, "
           f"{sum(r['state'] == 'diverged' for r in table)} diverged; results in {store.dir}")  # fmt: skip
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def _import_checkpoint_writer() -> None:
+    try:
+        import torch  # noqa: F401
+
+        import a2c_core.engine  # noqa: F401
+    except Exception:  # the main thread imports again and reports it
+        pass
 
 
 def _timed_init(address, num_cpus):

@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,16 +31,30 @@ from runner.spec import RunSpec, Sweep
 from runner.store import Store
 
 MAX_LOSSES = 3  # resubmissions of one pack after worker/node deaths before its runs fail
+KV_NAMESPACE = "a2c-sweep"  # Ray internal KV: the driver's release requests to packs
+MIN_EPOCHS_TO_SPLIT = 2  # split a pack only if a run has this many epochs left (the one
+# in progress ends first: the split pays off from the next one)
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
               "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
 
 
 def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
-                   resume: list[dict | None], checkpoint_every_s: float):  # fmt: skip
-    """Generator run inside a Ray worker. Yields tuples:
-    ("row", run_id, row_dict) | ("ckpt", run_id, state) |
-    ("end", run_id, state, policy_state) | ("error", None, traceback_text) |
-    ("stats", None, {"pid", "maxrss_mb"}) (last message of a pack that ran to its end)."""
+                   resume: list[dict | None], checkpoint_every_s: float,
+                   release_requested: Callable[[], bool] | None = None):  # fmt: skip
+    """Generator run inside a Ray worker. Yields tuples, one lock-step epoch at a time:
+    ("rows", [(run_id, row_dict), ...]) (that epoch's rows, in run order), then for the same
+    epoch ("ckpt", run_id, state) | ("end", run_id, state, policy_state); and
+    ("released", None, [run_id, ...]) | ("error", None, traceback_text) |
+    ("stats", None, {"pid", "maxrss_mb"}) (last message of a pack that ran to its end).
+
+    One message per epoch instead of one per run-epoch: each streamed item costs both the
+    worker and the driver CPU time that two busy cores lack.
+
+    ``release_requested`` is polled once per epoch, as the epoch ends: when it returns True
+    (the driver has an idle CPU), every unfinished run is checkpointed at that epoch, the
+    pack yields ("released", None, those run ids) and stops, and the driver splits them
+    over the free CPUs. A run's numbers depend neither on its pack-mates nor on resuming, so
+    this changes no number."""
     import traceback
 
     try:
@@ -49,27 +64,81 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
 
         cfgs = [A2CConfig.from_dict(c) for c in configs]
         last_ckpt = time.monotonic()
-        want: dict[str, bool] = {"now": False}
+        decided: dict[str, bool] = {}  # this epoch's answer, the same for all its runs
+        releasing = False
 
+        # train_pack asks checkpoint_when for every run of an epoch, as the epoch ends and
+        # before it yields any record of it; the first call decides for the whole epoch, so
+        # every run gets the same answer, whichever runs are left.
         def checkpoint_when(run: int, epoch: int) -> bool:
-            return want["now"]
+            nonlocal releasing
+            if "now" not in decided:
+                if release_requested is not None and alive > 1 and not releasing:
+                    releasing = bool(release_requested())
+                decided["now"] = releasing or time.monotonic() - last_ckpt >= checkpoint_every_s
+            return decided["now"]
 
-        # train_pack asks checkpoint_when for every run of an epoch before it yields any
-        # record of that epoch, so deciding after each record (the last one of the epoch
-        # wins) gives every run of the next epoch the same answer, whichever runs are left.
-        for rec in train_pack(cfgs, seeds, resume=resume, checkpoint_when=checkpoint_when):
+        rows: list[tuple[str, dict]] = []
+        after: list[tuple] = []  # checkpoints and ends, sent after the rows they refer to
+        seen: set[int] = set()
+        alive = len(cfgs)
+        finished: set[int] = set()
+
+        def epoch_messages():
+            nonlocal alive
+            if rows:
+                yield ("rows", list(rows))
+            for msg in after:  # noqa: UP028 (`yield from` a list fails: Ray sends values)
+                yield msg
+            alive -= sum(1 for m in after if m[0] == "end")
+            rows.clear()
+            after.clear()
+            seen.clear()
+            decided.clear()
+
+        records = train_pack(cfgs, seeds, resume=resume, checkpoint_when=checkpoint_when)
+        for rec in records:
+            if rec.run in seen:  # a new epoch began before the count said so: never merge two
+                yield from epoch_messages()
+            seen.add(rec.run)
             rid = run_ids[rec.run]
-            yield ("row", rid, rec.row())
+            rows.append((rid, rec.row()))
             if rec.checkpoint is not None and not rec.finished:
-                yield ("ckpt", rid, rec.checkpoint)
+                after.append(("ckpt", rid, rec.checkpoint))
                 last_ckpt = time.monotonic()
             if rec.finished:
+                finished.add(rec.run)
                 state = "diverged" if rec.diverged else "done"
-                yield ("end", rid, state, policy_state(cfgs[rec.run], seeds[rec.run], rec.policy))
-            want["now"] = time.monotonic() - last_ckpt >= checkpoint_every_s
+                after.append(("end", rid, state,
+                              policy_state(cfgs[rec.run], seeds[rec.run], rec.policy)))  # fmt: skip
+            if len(seen) >= alive:
+                yield from epoch_messages()
+                if releasing and alive > 0:
+                    records.close()
+                    rest = [run_ids[i] for i in range(len(cfgs)) if i not in finished]
+                    yield ("released", None, rest)
+                    break
+        yield from epoch_messages()
         yield ("stats", None, {"pid": os.getpid(), "maxrss_mb": peak_rss_mb()})
     except Exception:
         yield ("error", None, traceback.format_exc())
+
+
+def pack_task(configs: list[dict], seeds: list[int], run_ids: list[str],
+              resume: list[dict | None], checkpoint_every_s: float, release_key: str):  # fmt: skip
+    """The Ray task: :func:`pack_task_body`, released when the driver puts ``release_key``
+    in Ray's internal key-value store (one small GCS request per epoch, under a millisecond
+    next to epochs of seconds)."""
+    from ray.experimental import internal_kv
+
+    def release_requested() -> bool:
+        try:
+            return bool(internal_kv._internal_kv_exists(release_key, namespace=KV_NAMESPACE))
+        except Exception:  # the GCS briefly unreachable: go on training, ask again next epoch
+            return False
+
+    yield from pack_task_body(configs, seeds, run_ids, resume, checkpoint_every_s,
+                              release_requested)  # fmt: skip
 
 
 def peak_rss_mb() -> float:
@@ -85,6 +154,8 @@ class Pack:
     losses: int = 0
     ref: Any = None
     unfinished: set[str] = field(default_factory=set)
+    release_key: str = ""
+    releasing: bool = False  # the driver asked it to stop at its next epoch's end
 
 
 def _pack_sizes(n: int, cpus: int, fixed: int | None) -> list[int]:
@@ -119,16 +190,18 @@ def init_ray(address: str | None, num_cpus: int | None) -> int:
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = dict(
-        log_to_driver=False, logging_level="ERROR", runtime_env={"env_vars": WORKER_ENV},
-    )  # fmt: skip
+    kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR")
     if address is None:
+        # The embedded Ray's raylet, and the workers it prestarts while Ray starts, inherit
+        # this environment: a runtime_env would make Ray spawn new workers for it when the
+        # first pack is submitted (~1 s before any training, measured), so set it here.
+        os.environ.update(WORKER_ENV)
         # "local" starts a private Ray even when a `ray start` cluster runs on this machine
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
                  include_dashboard=False, **kwargs)  # fmt: skip
     else:
         try:
-            ray.init(address=address, **kwargs)
+            ray.init(address=address, runtime_env={"env_vars": WORKER_ENV}, **kwargs)
         except ConnectionError as exc:
             why = f"{exc} {exc.__cause__ or ''}"
             hint = ""
@@ -177,7 +250,7 @@ class SweepRunner:
         self.run_by_id: dict[str, RunSpec] = {}
         self.last_return: dict[str, float] = {}
         self.steps_seen: dict[str, int] = {}
-        self.worker_rss_mb: list[float] = []
+        self.worker_rss_mb: dict[int, float] = {}  # worker pid -> peak RSS
         self.prog: Progress | None = None
 
     # -------------------------------------------------------------- preparation
@@ -207,9 +280,11 @@ class SweepRunner:
     def _submit(self, pack: Pack) -> None:
         import ray
 
-        remote = ray.remote(pack_task_body).options(
+        self._forget_release(pack)  # a lost pack resubmitted: its old request is void
+        remote = ray.remote(pack_task).options(
             num_returns="streaming", max_retries=0, num_cpus=1, name="a2c_pack"
         )
+        pack.release_key, pack.releasing = f"release/{uuid.uuid4().hex}", False
         runs = [r for r in pack.runs if r.run_id in pack.unfinished]
         for r in runs:
             self.store.write_status(r.run_id, "running", epochs_done=self.epochs[r.run_id])
@@ -217,6 +292,7 @@ class SweepRunner:
         pack.ref = remote.remote(
             [r.config.to_dict() for r in runs], [r.seed for r in runs], [r.run_id for r in runs],
             [self.ckpts.get(r.run_id) for r in runs], self.sweep.execution.checkpoint_every_s,
+            pack.release_key,
         )  # fmt: skip
         gen = pack.ref
 
@@ -269,6 +345,7 @@ class SweepRunner:
             for pack, msg in batch:
                 self._handle(pack, msg, prog, live, pending_rows, flush_rows)
             flush_rows()
+            self._rebalance(live)
             self.on_event(prog)
         prog.running = 0
         self.on_event(prog)
@@ -277,20 +354,20 @@ class SweepRunner:
     def _handle(self, pack: Pack, msg: tuple, prog: Progress, live: list[Pack],
                 pending_rows: dict[str, list[dict]], flush_rows: Callable[[], None]) -> None:  # fmt: skip
         kind = msg[0]
-        if kind == "row":
-            _, rid, row = msg
-            pending_rows.setdefault(rid, []).append(row)
-            self.epochs[rid] = int(row["epoch"])
-            prog.epochs_done += 1
-            prog.env_steps += int(row["env_steps"]) - self.steps_seen.get(rid, 0)
-            self.steps_seen[rid] = int(row["env_steps"])
-            if not math.isnan(row["return_mean"]):
-                self.last_return[rid] = row["return_mean"]
+        if kind == "rows":
+            for rid, row in msg[1]:
+                pending_rows.setdefault(rid, []).append(row)
+                self.epochs[rid] = int(row["epoch"])
+                prog.epochs_done += 1
+                prog.env_steps += int(row["env_steps"]) - self.steps_seen.get(rid, 0)
+                self.steps_seen[rid] = int(row["env_steps"])
+                if not math.isnan(row["return_mean"]):
+                    self.last_return[rid] = row["return_mean"]
             return
         # rows must be on disk before a checkpoint, status or truncation refers to them
         flush_rows()
-        if kind == "stats":
-            self.worker_rss_mb.append(float(msg[2]["maxrss_mb"]))
+        if kind == "stats":  # a worker may run several packs: its peak is its last report
+            self.worker_rss_mb[int(msg[2]["pid"])] = float(msg[2]["maxrss_mb"])
             return
         if kind == "ckpt":
             _, rid, state = msg
@@ -304,6 +381,19 @@ class SweepRunner:
             pack.unfinished.discard(rid)
             if state == "diverged":
                 self.log(f"run {rid} diverged at epoch {self.epochs.get(rid, 0)}")
+        elif kind == "released":  # stopped on request, every unfinished run checkpointed
+            self._forget_release(pack)
+            runs = [r for r in pack.runs if r.run_id in pack.unfinished]
+            pack.unfinished.clear()  # its "closed" message is then a no-op
+            free = self.cpus - sum(1 for p in live if p.unfinished)  # this pack's CPU included
+            parts = max(1, min(len(runs), free))
+            for i in range(parts):
+                part = Pack(runs=runs[i::parts], unfinished={r.run_id for r in runs[i::parts]})
+                self._submit(part)
+                live.append(part)
+            epochs = sorted({self.epochs[r.run_id] for r in runs})
+            self.log(f"rebalanced: a pack of {len(runs)} runs split into {parts} at epoch "
+                     f"{'/'.join(map(str, epochs))} to use an idle CPU")  # fmt: skip
         elif kind == "error":
             tb = msg[2]
             if len(pack.unfinished) == 1:
@@ -337,6 +427,37 @@ class SweepRunner:
                 self._submit(pack)
         if kind in ("closed", "lost", "error") and not pack.unfinished and pack in live:
             live.remove(pack)
+            self._forget_release(pack)
+
+    def _rebalance(self, live: list[Pack]) -> None:
+        """When a CPU is idle (fewer unfinished packs than CPUs) ask the pack with the most
+        work left to stop at its epoch's end, so that its runs are split over the free CPUs.
+        A static split leaves one CPU idle while the slower one finishes: CPUs differ (this
+        project's 2-vCPU machine: one runs the same kernel 10-25 % slower than the other), and
+        so do nodes of a cluster."""
+        busy = [p for p in live if p.unfinished]
+        if len(busy) >= self.cpus or any(p.releasing for p in busy):
+            return
+
+        def epochs_left(p: Pack) -> list[int]:
+            return [self.run_by_id[r].config.epochs - self.epochs.get(r, 0) for r in p.unfinished]
+
+        splittable = [p for p in busy if len(p.unfinished) >= 2
+                      and max(epochs_left(p)) >= MIN_EPOCHS_TO_SPLIT]  # fmt: skip
+        if not splittable:
+            return
+        pack = max(splittable, key=lambda p: sum(epochs_left(p)))
+        from ray.experimental import internal_kv
+
+        internal_kv._internal_kv_put(pack.release_key, b"1", namespace=KV_NAMESPACE)
+        pack.releasing = True
+
+    def _forget_release(self, pack: Pack) -> None:
+        if pack.releasing:
+            from ray.experimental import internal_kv
+
+            internal_kv._internal_kv_del(pack.release_key, namespace=KV_NAMESPACE)
+            pack.releasing = False
 
     def _rewind(self, rid: str) -> None:
         """Drop rows past the last checkpoint: they will be recomputed (bitwise equal)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import numbers
@@ -206,14 +207,21 @@ def _tail_is_clean(path: Path) -> bool:
     return last + b"\n" == _HEADER or _parse_row(last) is not None
 
 
-def _versions() -> dict[str, str | None]:
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str | None], ...]:
+    """Package versions recorded in each config.json, read once per process (importlib.metadata
+    scans site-packages: ~7 ms per call, 1.3 s for a 180-run sweep)."""
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in _VERSION_PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
-    return out
+    return tuple(out.items())
+
+
+def _versions() -> dict[str, str | None]:
+    return dict(_installed_versions())
 
 
 def _now() -> str:

@@ -521,6 +521,38 @@ def test_worker_killed_mid_pack(tmp_path: Path, reference: dict) -> None:
     assert_matches_reference(results, reference)
 
 
+def worker_env_task():
+    """A Ray task (defined here so cloudpickle ships it by value) reporting WORKER_ENV's keys."""
+    import ray
+
+    def env() -> dict[str, str | None]:
+        import os
+
+        return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                               "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")}  # fmt: skip
+
+    return ray.remote(env).options(num_cpus=1)
+
+
+@pytest.mark.timeout(120)
+def test_embedded_ray_workers_are_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded Ray passes WORKER_ENV through the environment its prestarted workers
+    inherit (no runtime_env, which would spawn new workers at the first task)."""
+    import ray
+
+    from runner.launch import WORKER_ENV, init_ray
+
+    for key in WORKER_ENV:
+        monkeypatch.setenv(key, "7")  # a user's shell setting must not reach the workers
+    assert not ray.is_initialized()
+    try:
+        assert init_ray(None, 1) == 1
+        env = ray.get(worker_env_task().remote())
+    finally:
+        ray.shutdown()
+    assert env == WORKER_ENV
+
+
 # --------------------------------------------------------------------------- 5. node removed
 
 
@@ -529,7 +561,7 @@ def test_two_node_cluster_node_removed(tmp_path: Path, reference: dict) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from runner.launch import SweepRunner, init_ray
+    from runner.launch import WORKER_ENV, SweepRunner, init_ray
     from runner.store import Store
 
     assert not ray.is_initialized()
@@ -544,6 +576,7 @@ def test_two_node_cluster_node_removed(tmp_path: Path, reference: dict) -> None:
         cluster.wait_for_nodes()
         cpus = init_ray(cluster.address, None)
         assert cpus == 2
+        assert ray.get(worker_env_task().remote()) == WORKER_ENV
         store = Store(results, sweep.name)
         store.init_sweep(sweep)
         logs: list[str] = []
@@ -570,6 +603,72 @@ def test_two_node_cluster_node_removed(tmp_path: Path, reference: dict) -> None:
     assert (prog.done, prog.failed, prog.diverged) == (4, 0, 0)
     assert any("resubmitting from epochs" in line for line in logs), logs
     assert_matches_reference(results, reference)
+
+
+@pytest.mark.timeout(300)
+def test_idle_cpu_takes_over_half_of_a_slower_pack(
+    tmp_path: Path, reference: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packs of 3 runs and 1 run on 2 CPUs: when the small one finishes, the big one is
+    released at an epoch's end (every run checkpointed) and its runs are split over both
+    CPUs; the numbers are bitwise those of the uninterrupted sweep."""
+    import ray
+
+    import runner.launch as launch
+    from runner.store import Store
+
+    def uneven(runs, cpus, pack_size=None):
+        return [runs[:3], runs[3:]]
+
+    monkeypatch.setattr(launch, "make_packs", uneven)
+    assert not ray.is_initialized()
+    path = write_sweep(tmp_path / "long.yaml", LONG)
+    results = tmp_path / "results"
+    sweep = load_spec(path)
+    store = Store(results, sweep.name)
+    store.init_sweep(sweep)
+    logs: list[str] = []
+    try:
+        runner = launch.SweepRunner(sweep, store, cpus=launch.init_ray(None, 2), log=logs.append)
+        prog = runner.execute(runner.prepare())
+        store.write_runs_csv_for(sweep)
+    finally:
+        ray.shutdown()
+    assert (prog.done, prog.failed, prog.diverged) == (4, 0, 0)
+    splits = [line for line in logs if line.startswith("rebalanced: a pack of")]
+    assert splits and splits[0].startswith("rebalanced: a pack of 3 runs split into 2"), logs
+    epoch = int(splits[0].split("at epoch ")[1].split()[0])
+    assert 0 < epoch <= LONG_EPOCHS - launch.MIN_EPOCHS_TO_SPLIT, splits
+    assert not any("resubmitting" in line for line in logs), logs
+    assert_matches_reference(results, reference)
+
+
+def test_released_pack_checkpoints_every_unfinished_run() -> None:
+    """pack_task_body without Ray: a release request is honoured at the end of the epoch in
+    which it is seen, with a checkpoint of every run still training at that epoch."""
+    from a2c_core import A2CConfig
+    from runner.launch import pack_task_body
+
+    base = {k: v for k, v in TINY.items()}
+    configs = [A2CConfig(**base, epochs=6).to_dict(),
+               A2CConfig(**base, epochs=6, value_lr=1e30).to_dict(),  # diverges at epoch 1
+               A2CConfig(**base, epochs=6, policy_lr=0.01).to_dict()]  # fmt: skip
+    polls: list[int] = []
+
+    def release_requested() -> bool:
+        polls.append(1)
+        return len(polls) == 3  # seen as epoch 3 ends
+
+    msgs = list(pack_task_body(configs, [1, 2, 3], ["a", "b", "c"], [None] * 3, 1e9,
+                               release_requested))  # fmt: skip
+    kinds = [m[0] for m in msgs]
+    assert kinds == ["rows", "end", "rows", "rows", "ckpt", "ckpt", "released", "stats"], msgs
+    assert msgs[1][1:3] == ("b", "diverged")
+    assert [rid for rid, _ in msgs[3][1]] == ["a", "c"]
+    assert all(row["epoch"] == 3 for _, row in msgs[3][1])
+    assert [(m[1], m[2]["epoch"]) for m in msgs[4:6]] == [("a", 3), ("c", 3)]
+    assert msgs[6][2] == ["a", "c"]
+    assert len(polls) == 3  # once per epoch, and never after the release
 
 
 # --------------------------------------------------------------------------- 6. failures
@@ -635,10 +734,24 @@ def test_pack_keeps_checkpointing_after_its_last_run_finishes() -> None:
     msgs = [m for _, m in stamped]
     assert not [m for m in msgs if m[0] == "error"], msgs
     assert {m[1]: m[2] for m in msgs if m[0] == "end"} == {"a": "done", "b": "diverged"}
-    rows = [t for t, m in stamped if m[0] == "row" and m[1] == "a"]
+    # one "rows" message per epoch, holding each run's row of that epoch
+    rows = [t for t, m in stamped if m[0] == "rows" and "a" in dict(m[1])]
     span = rows[-1] - rows[0]
     ckpts = [m[2]["epoch"] for m in msgs if m[0] == "ckpt" and m[1] == "a"]
     assert ckpts == sorted(set(ckpts)) and len(rows) == 80
+    # each message holds one epoch: both runs at epoch 1 (b diverges there), then a alone;
+    # a checkpoint or an end comes after the rows of its epoch
+    batches = [m[1] for m in msgs if m[0] == "rows"]
+    assert [[(rid, row["epoch"]) for rid, row in b] for b in batches[:2]] == [
+        [("a", 1), ("b", 1)], [("a", 2)]]  # fmt: skip
+    assert all(len(b) == 1 and b[0][1]["epoch"] == i + 2 for i, b in enumerate(batches[1:]))
+    last_epoch = {}
+    for m in msgs:
+        if m[0] == "rows":
+            last_epoch.update((rid, row["epoch"]) for rid, row in m[1])
+        elif m[0] in ("ckpt", "end"):
+            assert last_epoch.get(m[1]) == (m[2]["epoch"] if m[0] == "ckpt" else
+                                            {"a": 80, "b": 1}[m[1]]), m[:2]  # fmt: skip
     assert span > 4 * every, f"epochs too fast to test the cadence ({span:.3f} s)"
     assert 3 <= len(ckpts) <= span / every + 1, (span, ckpts)
 

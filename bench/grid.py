@@ -14,10 +14,9 @@ One run of this script, on one machine, prints (DESIGN.md "Performance figures")
     samples) next to a one-thread 2048^3 float32 torch.mm measured in the same run, and the
     value fit's share of (b);
 (e) the same sweep (E2 epochs) on 1 CPU vs 2 CPUs: wall(1 CPU) / wall(2 CPUs), Ray start
-    excluded, the median of the per-repeat ratios (the two sweeps run back to back); for
-    reference, the ratio of the training phases the CLI reports, and the machine's own ceiling:
-    the value-fit kernel timed pinned to each CPU alone, 1 + slower / faster (this 2-vCPU
-    guest's CPUs differ by 10-25 %);
+    excluded, the median of the per-repeat ratios (the two sweeps run back to back, so a slow
+    spell of the shared host hits both); for reference, the ratio of the training phases the
+    CLI reports;
 (f) peak resident memory of the driver and of each worker (as reported by `a2c-sweep run`).
 
 Each figure is the median of --repeats repeats, configurations interleaved inside a repeat.
@@ -157,33 +156,6 @@ print(json.dumps([fits[1:], mms[1:]]))
     )
 
 
-def cpu_speeds(fits: int = 20) -> list[float]:
-    """Seconds for `fits` value fits on each CPU alone (pinned), CPUs one after the other:
-    the machine's own ceiling for (e) is 1 + slowest / fastest."""
-    code = f"""
-import os, sys, time, numpy as np
-os.sched_setaffinity(0, {{int(sys.argv[1])}})
-from a2c_core import valuefit as vf
-rng = np.random.default_rng(0)
-x = rng.normal(size=({SAMPLES}, 4)).astype(np.float32)
-y = rng.normal(size={SAMPLES}).astype(np.float32) * 20
-p = vf.init_value_params(4, 64, np.random.default_rng(1), np.float32)
-m = {{k: np.zeros_like(v) for k, v in p.items()}}
-v = {{k: np.zeros_like(w) for k, w in p.items()}}
-vf.value_fit(x, y, p, m, v, 0, 0.01, 2)
-t = time.perf_counter()
-for _ in range({fits}):
-    vf.value_fit(x, y, p, m, v, 0, 0.01, {VALUE_ITERS})
-print(time.perf_counter() - t)
-"""
-    out = []
-    for cpu in sorted(os.sched_getaffinity(0))[:2]:
-        res = subprocess.run([sys.executable, "-c", code, str(cpu)], capture_output=True,
-                             text=True, env=single_thread_env(), check=True, cwd=ROOT)  # fmt: skip
-        out.append(float(res.stdout.strip().splitlines()[-1]))
-    return out
-
-
 def cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -214,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
     print(f"cpu: {cpu_model()} ({os.cpu_count()} logical CPUs); command: {' '.join(sys.argv)}")
-    samples: dict[str, list] = {k: [] for k in ("a", "2_e1", "2_e2", "1_e2", "fit", "cpus")}
+    samples: dict[str, list] = {k: [] for k in ("a", "2_e1", "2_e2", "1_e2", "fit")}
     with tempfile.TemporaryDirectory(prefix="a2c-grid-bench-") as tmp:
         work = Path(tmp)
         for rep in range(args.repeats):
@@ -223,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
             samples["2_e2"].append(run_sweep(e2, 2, work))
             samples["1_e2"].append(run_sweep(e2, 1, work))
             samples["fit"].append(value_fit_and_sgemm(1))
-            samples["cpus"].append(cpu_speeds())
             print(
                 f"repeat {rep + 1}/{args.repeats} done ({time.perf_counter() - started:.0f} s)",
                 flush=True,
@@ -246,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
         for one, two in zip(samples["1_e2"], samples["2_e2"], strict=True)
     ]
     scaling = med(ratios)
-    ceilings = [1 + min(c) / max(c) for c in samples["cpus"] if len(c) == 2]
     scaling_train = med(s["trained"] for s in samples["1_e2"]) / med(
         s["trained"] for s in samples["2_e2"]
     )
@@ -282,10 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"| (e) per repeat (1 CPU / 2 CPUs, Ray start excluded) | "
           f"{', '.join(f'{r:.2f}x' for r in ratios)} |")  # fmt: skip
-    if ceilings:
-        speeds = "; ".join("/".join(f"{t:.2f}" for t in c) for c in samples["cpus"])
-        print(f"| (e) machine ceiling 1 + slower/faster CPU (value fit pinned to each CPU alone, "
-              f"s: {speeds}) | {med(ceilings):.2f}x |")  # fmt: skip
     if drivers:
         print(f"| (f) peak RSS driver, MB (max) | {max(drivers):.0f} |")
     if workers:

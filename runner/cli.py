@@ -241,8 +241,9 @@ class _PlainProgress:
         console.print(
             f"[{_fmt_eta(elapsed)}] {self.sweep.name}: epochs {p.epochs_done}/{p.total_epochs}, "
             f"runs {p.done} done / {p.running} running / {p.failed} failed / {p.diverged} diverged, "
-            f"{rate:,.0f} env steps/s, ETA {_fmt_eta(eta)}"
-        )
+            f"{rate:,.0f} env steps/s, ETA {_fmt_eta(eta)}",
+            soft_wrap=True, markup=False, highlight=False,  # one greppable line in any log
+        )  # fmt: skip
 
 
 def _progress_table(p, sweep, store, runner):

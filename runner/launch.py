@@ -432,9 +432,9 @@ class SweepRunner:
     def _rebalance(self, live: list[Pack]) -> None:
         """When a CPU is idle (fewer unfinished packs than CPUs) ask the pack with the most
         work left to stop at its epoch's end, so that its runs are split over the free CPUs.
-        A static split leaves one CPU idle while the slower one finishes: CPUs differ (this
-        project's 2-vCPU machine: one runs the same kernel 10-25 % slower than the other), and
-        so do nodes of a cluster."""
+        A static split leaves one CPU idle while the slower one finishes: CPUs differ (on
+        this project's shared 2-vCPU machine the same kernel pinned to one vCPU or the other
+        differs by 10-25 %, the faster one changing over minutes), and so do cluster nodes."""
         busy = [p for p in live if p.unfinished]
         if len(busy) >= self.cpus or any(p.releasing for p in busy):
             return

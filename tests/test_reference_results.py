@@ -62,3 +62,26 @@ def test_swingup_outcome_counts_match_raw_csvs():
     committed = pd.read_csv(path / "analysis" / "outcomes.csv")
     assert committed.to_dict("records") == mine.to_dict("records")
     assert int(committed[committed["config"] == "all"]["n"].iloc[0]) == 16
+
+
+def test_current_code_reproduces_the_reference_start(experiment):
+    """The first run of each published experiment, retrained now for 3 epochs from its
+    config.json, matches its returns.csv: bitwise on the machine that made the reference,
+    to float32 rounding on another CPU (numba's fastmath kernels may round differently).
+    A change to what the engine computes fails here until the reference is regenerated."""
+    import itertools
+    import json
+
+    from a2c_core import A2CConfig, train
+
+    run_id = pd.read_csv(experiment / "runs.csv")["run_id"].iloc[0]
+    run = experiment / "runs" / run_id
+    meta = json.loads((run / "config.json").read_text())
+    want = pd.read_csv(run / "returns.csv").head(3)
+    cfg = A2CConfig.from_dict(meta["config"])
+    got = pd.DataFrame(rec.row() for rec in itertools.islice(train(cfg, meta["seed"]), 3))
+    assert list(got["epoch"]) == [1, 2, 3]
+    for col in ("epoch", "env_steps", "episodes"):
+        assert list(got[col]) == list(want[col]), col
+    for col in want.columns.drop(["epoch", "env_steps", "episodes", "wall_s"]):
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-4, atol=1e-6, err_msg=col)

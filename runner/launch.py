@@ -34,6 +34,7 @@ MAX_LOSSES = 3  # resubmissions of one pack after worker/node deaths before its 
 KV_NAMESPACE = "a2c-sweep"  # Ray internal KV: the driver's release requests to packs
 MIN_EPOCHS_TO_SPLIT = 2  # split a pack only if a run has this many epochs left (the one
 # in progress ends first: the split pays off from the next one)
+MIN_SECONDS_TO_SPLIT = 5.0  # ... and this much time left by its last epoch's pace
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
               "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
 
@@ -155,6 +156,7 @@ class Pack:
     ref: Any = None
     unfinished: set[str] = field(default_factory=set)
     release_key: str = ""
+    epoch_s: float = 0.0  # wall time of its last epoch (0 before the first one ends)
     releasing: bool = False  # the driver asked it to stop at its next epoch's end
 
 
@@ -355,6 +357,7 @@ class SweepRunner:
                 pending_rows: dict[str, list[dict]], flush_rows: Callable[[], None]) -> None:  # fmt: skip
         kind = msg[0]
         if kind == "rows":
+            pack.epoch_s = float(msg[1][0][1]["wall_s"]) if msg[1] else pack.epoch_s
             for rid, row in msg[1]:
                 pending_rows.setdefault(rid, []).append(row)
                 self.epochs[rid] = int(row["epoch"])
@@ -430,27 +433,36 @@ class SweepRunner:
             self._forget_release(pack)
 
     def _rebalance(self, live: list[Pack]) -> None:
-        """When a CPU is idle (fewer unfinished packs than CPUs) ask the pack with the most
-        work left to stop at its epoch's end, so that its runs are split over the free CPUs.
+        """Ask :meth:`release_candidate` to stop at its epoch's end (Ray internal KV)."""
+        pack = self.release_candidate(live)
+        if pack is None:
+            return
+        from ray.experimental import internal_kv
+
+        internal_kv._internal_kv_put(pack.release_key, b"1", namespace=KV_NAMESPACE)
+        pack.releasing = True
+
+    def release_candidate(self, live: list[Pack]) -> Pack | None:
+        """When a CPU is idle (fewer unfinished packs than CPUs), the pack with the most time
+        left, if splitting it pays: at least 2 unfinished runs, MIN_EPOCHS_TO_SPLIT epochs and
+        MIN_SECONDS_TO_SPLIT seconds left (its last epoch's time x its longest run's epochs
+        left; a split costs a checkpoint and a pack start, well under a second when warm).
         A static split leaves one CPU idle while the slower one finishes: CPUs differ (on
         this project's shared 2-vCPU machine the same kernel pinned to one vCPU or the other
         differs by 10-25 %, the faster one changing over minutes), and so do cluster nodes."""
         busy = [p for p in live if p.unfinished]
         if len(busy) >= self.cpus or any(p.releasing for p in busy):
-            return
+            return None
 
-        def epochs_left(p: Pack) -> list[int]:
-            return [self.run_by_id[r].config.epochs - self.epochs.get(r, 0) for r in p.unfinished]
+        def epochs_left(p: Pack) -> int:
+            return max(
+                self.run_by_id[r].config.epochs - self.epochs.get(r, 0) for r in p.unfinished
+            )
 
-        splittable = [p for p in busy if len(p.unfinished) >= 2
-                      and max(epochs_left(p)) >= MIN_EPOCHS_TO_SPLIT]  # fmt: skip
-        if not splittable:
-            return
-        pack = max(splittable, key=lambda p: sum(epochs_left(p)))
-        from ray.experimental import internal_kv
-
-        internal_kv._internal_kv_put(pack.release_key, b"1", namespace=KV_NAMESPACE)
-        pack.releasing = True
+        splittable = [p for p in busy if len(p.unfinished) >= 2 and p.epoch_s > 0
+                      and epochs_left(p) >= MIN_EPOCHS_TO_SPLIT
+                      and epochs_left(p) * p.epoch_s >= MIN_SECONDS_TO_SPLIT]  # fmt: skip
+        return max(splittable, key=lambda p: epochs_left(p) * p.epoch_s, default=None)
 
     def _forget_release(self, pack: Pack) -> None:
         if pack.releasing:

@@ -621,6 +621,7 @@ def test_idle_cpu_takes_over_half_of_a_slower_pack(
         return [runs[:3], runs[3:]]
 
     monkeypatch.setattr(launch, "make_packs", uneven)
+    monkeypatch.setattr(launch, "MIN_SECONDS_TO_SPLIT", 0.5)  # this sweep's epochs take ~30 ms
     assert not ray.is_initialized()
     path = write_sweep(tmp_path / "long.yaml", LONG)
     results = tmp_path / "results"
@@ -641,6 +642,39 @@ def test_idle_cpu_takes_over_half_of_a_slower_pack(
     assert 0 < epoch <= LONG_EPOCHS - launch.MIN_EPOCHS_TO_SPLIT, splits
     assert not any("resubmitting" in line for line in logs), logs
     assert_matches_reference(results, reference)
+
+
+def test_release_candidate_only_when_a_cpu_is_idle_and_a_split_pays() -> None:
+    """The driver's choice of the pack to split, without Ray: none while every CPU has a pack
+    or one is already releasing; never a pack of one run, nor one with too little time or too
+    few epochs left; otherwise the pack with the most time left."""
+    from types import SimpleNamespace
+
+    from runner.launch import MIN_SECONDS_TO_SPLIT, Pack, SweepRunner
+
+    runner = SweepRunner(None, None, cpus=2)
+    epochs = {"a": 100, "b": 100, "c": 100, "d": 100, "e": 100}
+    runner.run_by_id = {r: SimpleNamespace(config=SimpleNamespace(epochs=n))
+                        for r, n in epochs.items()}  # fmt: skip
+
+    def pack(ids: str, done: int, epoch_s: float) -> Pack:
+        runner.epochs.update(dict.fromkeys(ids, done))
+        return Pack(runs=[], unfinished=set(ids), epoch_s=epoch_s)
+
+    slow, fast = pack("ab", 50, 2.0), pack("cd", 60, 1.0)
+    assert runner.release_candidate([slow, fast]) is None  # both CPUs busy
+    assert runner.release_candidate([slow]) is slow  # 100 s left
+    assert runner.release_candidate([slow, fast, Pack(runs=[])]) is None  # finished packs count not
+    runner.cpus = 3
+    assert runner.release_candidate([slow, fast]) is slow  # 100 s left against 40 s
+    slow.releasing = True
+    assert runner.release_candidate([slow, fast]) is None  # one request at a time
+    runner.cpus = 2
+    assert runner.release_candidate([pack("e", 0, 9.0)]) is None  # one run cannot be split
+    assert runner.release_candidate([pack("ab", 99, 9.0)]) is None  # 1 epoch left
+    short = (MIN_SECONDS_TO_SPLIT - 0.1) / 10
+    assert runner.release_candidate([pack("ab", 90, short)]) is None  # too little time left
+    assert runner.release_candidate([pack("ab", 90, 0.0)]) is None  # no epoch timed yet
 
 
 def test_released_pack_checkpoints_every_unfinished_run() -> None:

@@ -86,12 +86,12 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
         finished: set[int] = set()
 
         def epoch_messages():
-            nonlocal alive
+            nonlocal alive  # runs that will yield a record in the next epoch
             if rows:
                 yield ("rows", list(rows))
             for msg in after:  # noqa: UP028 (`yield from` a list fails: Ray sends values)
                 yield msg
-            alive -= sum(1 for m in after if m[0] == "end")
+            alive = len(cfgs) - len(finished)
             rows.clear()
             after.clear()
             seen.clear()
@@ -279,6 +279,11 @@ class SweepRunner:
         return todo
 
     # -------------------------------------------------------------- execution
+    def _start_pack(self, runs: list[RunSpec], live: list[Pack]) -> None:
+        pack = Pack(runs=runs, unfinished={r.run_id for r in runs})
+        self._submit(pack)
+        live.append(pack)
+
     def _submit(self, pack: Pack) -> None:
         import ray
 
@@ -321,9 +326,7 @@ class SweepRunner:
             prog.epochs_done += r.config.epochs if st else self.epochs.get(r.run_id, 0)
         live: list[Pack] = []
         for members in make_packs(todo, self.cpus, self.sweep.execution.pack_size):
-            pack = Pack(runs=members, unfinished={r.run_id for r in members})
-            self._submit(pack)
-            live.append(pack)
+            self._start_pack(members, live)
         prog.running = len(todo)
         self.on_event(prog)
         pending_rows: dict[str, list[dict]] = {}
@@ -357,7 +360,7 @@ class SweepRunner:
                 pending_rows: dict[str, list[dict]], flush_rows: Callable[[], None]) -> None:  # fmt: skip
         kind = msg[0]
         if kind == "rows":
-            pack.epoch_s = float(msg[1][0][1]["wall_s"]) if msg[1] else pack.epoch_s
+            pack.epoch_s = float(msg[1][0][1]["wall_s"])  # the pack's epoch time, in every row
             for rid, row in msg[1]:
                 pending_rows.setdefault(rid, []).append(row)
                 self.epochs[rid] = int(row["epoch"])
@@ -389,13 +392,11 @@ class SweepRunner:
             runs = [r for r in pack.runs if r.run_id in pack.unfinished]
             pack.unfinished.clear()  # its "closed" message is then a no-op
             free = self.cpus - sum(1 for p in live if p.unfinished)  # this pack's CPU included
-            parts = max(1, min(len(runs), free))
-            for i in range(parts):
-                part = Pack(runs=runs[i::parts], unfinished={r.run_id for r in runs[i::parts]})
-                self._submit(part)
-                live.append(part)
+            parts = make_packs(runs, max(1, free))  # round-robin over min(runs, free CPUs)
+            for members in parts:
+                self._start_pack(members, live)
             epochs = sorted({self.epochs[r.run_id] for r in runs})
-            self.log(f"rebalanced: a pack of {len(runs)} runs split into {parts} at epoch "
+            self.log(f"rebalanced: a pack of {len(runs)} runs split into {len(parts)} at epoch "
                      f"{'/'.join(map(str, epochs))} to use an idle CPU")  # fmt: skip
         elif kind == "error":
             tb = msg[2]
@@ -408,9 +409,7 @@ class SweepRunner:
             else:  # isolate the culprit: each remaining run alone, from its checkpoint
                 for rid in sorted(pack.unfinished):
                     self._rewind(rid)
-                    solo = Pack(runs=[self.run_by_id[rid]], unfinished={rid})
-                    self._submit(solo)
-                    live.append(solo)
+                    self._start_pack([self.run_by_id[rid]], live)
                 pack.unfinished.clear()
         elif kind in ("lost", "closed") and pack.unfinished:
             # worker or node died (lost), or the generator ended early (closed): resubmit

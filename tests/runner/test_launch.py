@@ -617,8 +617,11 @@ def test_idle_cpu_takes_over_half_of_a_slower_pack(
     import runner.launch as launch
     from runner.store import Store
 
-    def uneven(runs, cpus, pack_size=None):
-        return [runs[:3], runs[3:]]
+    real_make_packs, packed = launch.make_packs, []
+
+    def uneven(runs, cpus, pack_size=None):  # the first packing only; the split is the real one
+        packed.append(len(runs))
+        return [runs[:3], runs[3:]] if len(packed) == 1 else real_make_packs(runs, cpus, pack_size)
 
     monkeypatch.setattr(launch, "make_packs", uneven)
     monkeypatch.setattr(launch, "MIN_SECONDS_TO_SPLIT", 0.5)  # this sweep's epochs take ~30 ms
@@ -638,6 +641,7 @@ def test_idle_cpu_takes_over_half_of_a_slower_pack(
     assert (prog.done, prog.failed, prog.diverged) == (4, 0, 0)
     splits = [line for line in logs if line.startswith("rebalanced: a pack of")]
     assert splits and splits[0].startswith("rebalanced: a pack of 3 runs split into 2"), logs
+    assert packed[:2] == [4, 3], packed
     epoch = int(splits[0].split("at epoch ")[1].split()[0])
     assert 0 < epoch <= LONG_EPOCHS - launch.MIN_EPOCHS_TO_SPLIT, splits
     assert not any("resubmitting" in line for line in logs), logs

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # 143 SIGTERM, 129 SIGHUP
+
+
+MAX_RUNS = 10**6  # a grid larger than this is refused unless --max-runs raises it
 
 
 def fail(message: str) -> int:
@@ -109,92 +114,216 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep, err = _load(args.sweep)
     if sweep is None:
         return err
-    from runner.spec import SpecError
-    from runner.store import Store
+    limit = args.max_runs
+    if sweep.num_runs > limit:  # counted, never built: a 10^7-run grid is refused at once
+        n_cfg = sweep.num_runs // len(sweep.seeds)
+        return fail(f"{sweep.path}: grid: {sweep.num_runs:,} runs ({n_cfg:,} configs x "
+                    f"{len(sweep.seeds)} seeds) exceed the limit of {limit:,} runs; pass "
+                    f"--max-runs {sweep.num_runs} to launch it anyway")  # fmt: skip
+    from runner.store import Store, StoreError
 
-    store = Store(args.results, sweep.name)
-    runs = sweep.runs()
+    try:
+        store = Store(args.results, sweep.name)
+    except StoreError as exc:
+        return fail(str(exc))
     if args.dry_run:
-        return _dry_run(sweep, store, runs, args)
-    from runner.launch import RayConnectError, SweepRunner
+        return _dry_run(sweep, store, args)
+    signals = _Signals()
+    signals.install()
+    try:
+        return _run(sweep, store, args, signals)
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"interrupted ({name}): every checkpoint written so far is kept; relaunch the "
+              "same command to resume", file=sys.stderr)  # fmt: skip
+        return 128 + exc.signum
+    finally:
+        signals.restore()
 
-    ray_started = None
-    address = args.address or os.environ.get("RAY_ADDRESS")
-    if address:  # an unreachable cluster is bad input: find out before writing anything
+
+def _run(sweep, store, args, signals: _Signals) -> int:
+    """cmd_run after validation: lock, Ray, train; a signal raises Interrupted out of it."""
+    from runner.spec import SpecError
+    from runner.store import StoreError
+
+    try:
+        runs = sweep.runs()
+    except ValueError as exc:  # a constraint across fields, checked when runs are built
+        return fail(f"{sweep.path}: config: {exc}")
+    from runner.launch import RayConnectError, SweepRunner, check_address
+
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address:  # a malformed or unreachable cluster is bad input: find out before any write
         try:
-            ray_started, cpus = _timed_init(address, sweep.execution.num_cpus)
+            check_address(address)
         except RayConnectError as exc:
             return fail(f"--address: {exc}")
+    existed = store.dir.exists()
     try:
-        store.init_sweep(sweep)
-    except SpecError as exc:
+        lock = store.lock()  # a second launch of this sweep stops here, at once
+    except StoreError as exc:
         return fail(str(exc))
-    # what is left to train is known from disk: a finished sweep needs no Ray
-    runner = SweepRunner(sweep, store, cpus=1)
-    todo = runner.prepare()
-    store.write_runs_csv_for(sweep)
-    resumed = sum(1 for r in todo if r.run_id in runner.ckpts)
-    print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
-          f"{len(todo)} to train" + (f" (resuming {resumed} from checkpoints)" if resumed else "")
-          + f" -> {store.dir}")  # fmt: skip
-    if todo:
-        # import now what writing checkpoints needs later (torch, ~2 s of CPU), in the
-        # background while Ray starts rather than on two busy cores later; and a checkout
-        # edited while an overnight sweep runs must not break the driver's lazy imports mid-run
-        imports = threading.Thread(target=_import_checkpoint_writer, daemon=True)
-        imports.start()
-    if todo and ray_started is None:
-        ray_started, cpus = _timed_init(None, sweep.execution.num_cpus)
-    if todo:
-        imports.join()
-        import a2c_core.engine  # noqa: F401  (raises here if the background import failed)
-
-        runner.cpus = cpus
-        print(f"ray started in {ray_started:.1f} s ({cpus} CPUs)")
-    code = EXIT_INTERRUPTED
+    ray_started = cpus = None
     try:
-        if todo:
-            print(f"training {len(todo)} runs on {runner.cpus} CPUs")
-            from rich.live import Live
-
-            with Live(refresh_per_second=2, transient=False) as live:
-                plain = _PlainProgress(sweep, runner) if not live.console.is_terminal else None
-
-                def on_event(p) -> None:
-                    live.update(_progress_table(p, sweep, store, runner))
-                    if plain is not None:  # logs (ray job logs, nohup) get a line now and then
-                        plain.maybe_print(p, live.console)
-
-                runner.on_event = on_event
-                runner.log = live.console.print
-                t_train = time.perf_counter()
-                runner.execute(todo)
-                t_train = time.perf_counter() - t_train
-            if not live.console.is_terminal:
-                live.console.line()  # rich leaves the last render unterminated off a terminal
-            import resource
-
-            driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            workers = ", ".join(f"worker {m:.0f} MB" for m in runner.worker_rss_mb.values())
-            print(f"trained in {t_train:.1f} s (from the first pack submitted to the last result)")
-            print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
-        code = EXIT_OK
-    except KeyboardInterrupt:
-        print("interrupted: relaunch the same command to resume", file=sys.stderr)
-    finally:
+        if address:
+            try:
+                ray_started, cpus = _timed_init(address, sweep.execution.num_cpus, signals)
+            except RayConnectError as exc:
+                _forget_new_dir(store, existed, lock)
+                return fail(f"--address: {exc}")
+        try:
+            store.init_sweep(sweep)
+        except SpecError as exc:
+            _forget_new_dir(store, existed, lock)
+            return fail(str(exc))
+        # what is left to train is known from disk: a finished sweep needs no Ray
+        runner = SweepRunner(sweep, store, cpus=1, log=_warn)
+        try:
+            todo = runner.prepare()
+        except StoreError as exc:
+            return fail(str(exc))
         store.write_runs_csv_for(sweep)
-        if ray_started is not None:
-            import ray
+        resumed = sum(1 for r in todo if r.run_id in runner.ckpts)
+        print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
+              f"{len(todo)} to train" + (f" (resuming {resumed} from checkpoints)" if resumed else "")
+              + f" -> {store.dir}")  # fmt: skip
+        if todo:
+            started, ray_started = ray_started, True  # shut down in any case from here
+            _train(sweep, store, runner, todo, started, cpus, signals)
+    except OSError as exc:  # a read-only or full disk, a vanished directory
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}")
+    finally:
+        with signals.ignored():  # a second Ctrl-C must not cut the clean-up short
+            try:
+                store.write_runs_csv_for(sweep)
+            except (OSError, StoreError):
+                pass
+            if ray_started is not None:
+                import ray
 
-            ray.shutdown()
-    if code == EXIT_INTERRUPTED:
-        return code
+                ray.shutdown()
+            lock.release()
     table = store.runs_table(sweep)
     bad = [r for r in table if r["state"] in ("failed", "diverged")]
     print(f"done: {sum(r['state'] == 'done' for r in table)} done, "
           f"{sum(r['state'] == 'failed' for r in table)} failed, "
           f"{sum(r['state'] == 'diverged' for r in table)} diverged; results in {store.dir}")  # fmt: skip
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def _train(sweep, store, runner, todo, ray_started, cpus, signals) -> None:
+    # import now what writing checkpoints needs later (torch, ~2 s of CPU), in the
+    # background while Ray starts rather than on two busy cores later; and a checkout
+    # edited while an overnight sweep runs must not break the driver's lazy imports mid-run
+    imports = threading.Thread(target=_import_checkpoint_writer, daemon=True)
+    imports.start()
+    if ray_started is None:
+        ray_started, cpus = _timed_init(None, sweep.execution.num_cpus, signals)
+    imports.join()
+    import a2c_core.engine  # noqa: F401  (raises here if the background import failed)
+
+    runner.cpus = cpus
+    print(f"ray started in {ray_started:.1f} s ({cpus} CPUs)")
+    print(f"training {len(todo)} runs on {runner.cpus} CPUs")
+    from rich.live import Live
+
+    live = Live(refresh_per_second=2, transient=False)
+    try:
+        with live:
+            plain = _PlainProgress(sweep, runner) if not live.console.is_terminal else None
+
+            def on_event(p) -> None:
+                live.update(_progress_table(p, sweep, store, runner))
+                if plain is not None:  # logs (ray job logs, nohup) get a line now and then
+                    plain.maybe_print(p, live.console)
+
+            runner.on_event = on_event
+            runner.log = live.console.print
+            t_train = time.perf_counter()
+            runner.execute(todo)
+            t_train = time.perf_counter() - t_train
+    finally:
+        if not live.console.is_terminal:
+            live.console.line()  # rich leaves the last render unterminated off a terminal
+    import resource
+
+    driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = ", ".join(f"worker {m:.0f} MB" for m in runner.worker_rss_mb.values())
+    print(f"trained in {t_train:.1f} s (from the first pack submitted to the last result)")
+    print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
+
+
+def _warn(line: str) -> None:
+    print(f"a2c-sweep: warning: {line}", file=sys.stderr)
+
+
+def _forget_new_dir(store, existed: bool, lock) -> None:
+    """Bad input found after the lock was taken: leave no trace of a directory it created."""
+    lock.release()
+    if not existed:
+        (store.dir / ".lock").unlink(missing_ok=True)
+        try:
+            store.dir.rmdir()
+        except OSError:
+            pass
+
+
+class Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP arrived: unwind (checkpoints stay), exit 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread, so that
+    `kill`, systemd, Slurm and `ray job stop` stop a sweep as cleanly as Ctrl-C does. While
+    Ray starts they are held and raised once it has started (a half-started Ray cannot be
+    shut down cleanly); Ray's start installs its own handlers (glog's SIGTERM stack dump),
+    so ours are installed again after it."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self.holding = False
+        self.saved = {s: signal.getsignal(s) for s in self.SIGNALS}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.holding:
+            self.pending = self.pending or signum
+            return
+        raise Interrupted(signum)
+
+    def install(self) -> None:
+        for s in self.SIGNALS:
+            signal.signal(s, self._handle)
+
+    def restore(self) -> None:
+        for s, handler in self.saved.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    @contextlib.contextmanager
+    def held(self):
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            self.install()
+            if self.pending is not None:
+                raise Interrupted(self.pending)
+
+    @contextlib.contextmanager
+    def ignored(self):
+        for s in self.SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            self.install()
 
 
 def _import_checkpoint_writer() -> None:
@@ -206,11 +335,12 @@ def _import_checkpoint_writer() -> None:
         pass
 
 
-def _timed_init(address, num_cpus):
+def _timed_init(address, num_cpus, signals: _Signals):
     from runner.launch import init_ray
 
     t0 = time.perf_counter()
-    cpus = init_ray(address, num_cpus)
+    with signals.held():
+        cpus = init_ray(address, num_cpus)
     return time.perf_counter() - t0, cpus
 
 
@@ -264,23 +394,29 @@ def _progress_table(p, sweep, store, runner):
     return t
 
 
-def _dry_run(sweep, store, runs, args) -> int:
-    from runner.launch import make_packs
+def _dry_run(sweep, store, args) -> int:
+    """The expansion, counted without building every run (a 10^6-run grid prints at once)."""
+    import itertools
 
-    done = sum(1 for r in runs if store.is_finished(r.run_id))
-    cpus = sweep.execution.num_cpus or __import__("os").cpu_count() or 1
-    packs = make_packs(runs, cpus, sweep.execution.pack_size)
-    n_cfg = len(runs) // max(1, len(sweep.seeds))
+    from runner.launch import pack_sizes
+
+    cpus = sweep.execution.num_cpus or os.cpu_count() or 1
+    sizes = pack_sizes(sweep, cpus)
+    n_cfg = sweep.num_runs // max(1, len(sweep.seeds))
     print(f"sweep {sweep.name} ({args.sweep})")
-    print(f"  {n_cfg} configs x {len(sweep.seeds)} seeds = {len(runs)} runs")
-    print(f"  {len(packs)} packs on {cpus} local CPUs (sizes {sorted({len(p) for p in packs})})")
-    print(f"  already finished under {store.dir}: {done}")
+    print(f"  {n_cfg:,} configs x {len(sweep.seeds):,} seeds = {sweep.num_runs:,} runs")
+    print(f"  {len(sizes):,} packs on {cpus} local CPUs (sizes {sorted(set(sizes))[:10]})")
+    if store.runs_dir.is_dir():
+        done = sum(1 for r in sweep.iter_runs() if store.is_finished(r.run_id))
+        print(f"  already finished under {store.dir}: {done:,}")
+    else:
+        print(f"  nothing under {store.dir} yet")
     keys = list(sweep.grid)
     print("  " + "  ".join(["run_id      "] + keys + ["seed"]))
-    for r in runs[: args.show]:
+    for r in itertools.islice(sweep.iter_runs(), max(0, args.show)):
         print("  " + "  ".join([r.run_id] + [str(r.swept[k]) for k in keys] + [str(r.seed)]))
-    if len(runs) > args.show:
-        print(f"  ... {len(runs) - args.show} more")
+    if sweep.num_runs > args.show:
+        print(f"  ... {sweep.num_runs - args.show:,} more")
     return EXIT_OK
 
 
@@ -354,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="print the expansion and exit")
     p.add_argument("--show", type=int, default=5, help="rows shown by --dry-run")
+    p.add_argument("--max-runs", type=int, default=MAX_RUNS,
+                   help=f"refuse a grid of more runs than this (default {MAX_RUNS:,})")  # fmt: skip
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="progress of a sweep, from disk")

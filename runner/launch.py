@@ -17,9 +17,14 @@ Failure handling:
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import math
 import os
 import queue
+import re
+import signal
+import socket
 import threading
 import time
 import uuid
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.spec import RunSpec, Sweep
-from runner.store import Store
+from runner.store import FINISHED_STATES, Store, contiguous_epochs
 
 MAX_LOSSES = 3  # resubmissions of one pack after worker/node deaths before its runs fail
 KV_NAMESPACE = "a2c-sweep"  # Ray internal KV: the driver's release requests to packs
@@ -168,6 +173,26 @@ def _pack_sizes(n: int, cpus: int, fixed: int | None) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(packs)]
 
 
+def _packs_per_group(n_group: int, n_all: int, cpus: int, pack_size: int | None) -> int:
+    """How many packs make_packs cuts a group of n_group runs (of n_all) into."""
+    share = max(1, round(cpus * n_group / n_all))
+    return len(_pack_sizes(n_group, share, pack_size))
+
+
+def pack_sizes(sweep: Sweep, cpus: int) -> list[int]:
+    """The sizes of the packs make_packs would cut the whole sweep into, counted without
+    building its runs (only the grid keys that change a run's shape are expanded)."""
+    shape_fields = ("env", "num_envs", "steps_per_epoch", "epochs", "hidden", "dtype")
+    shape_keys = [k for k in sweep.grid if k in shape_fields]
+    per_point = sweep.num_runs // math.prod(len(sweep.grid[k]) for k in shape_keys)
+    sizes = []
+    for _ in itertools.product(*(sweep.grid[k] for k in shape_keys)):
+        count = _packs_per_group(per_point, sweep.num_runs, cpus, sweep.execution.pack_size)
+        base, extra = divmod(per_point, count)
+        sizes += [base + 1] * extra + [base] * (count - extra)
+    return sizes
+
+
 def make_packs(runs: list[RunSpec], cpus: int, pack_size: int | None = None) -> list[list[RunSpec]]:
     """Group runs by shape (env, num_envs, T, epochs, hidden, dtype) and split each group so
     that every CPU gets work: 180 runs on 2 CPUs -> 2 packs of 90; on 64 CPUs -> 64 of ~3.
@@ -180,16 +205,33 @@ def make_packs(runs: list[RunSpec], cpus: int, pack_size: int | None = None) -> 
         groups.setdefault(r.config.shape_key, []).append(r)
     packs = []
     for members in groups.values():
-        share = max(1, round(cpus * len(members) / len(runs)))
-        count = len(_pack_sizes(len(members), share, pack_size))
+        count = _packs_per_group(len(members), len(runs), cpus, pack_size)
         packs.extend(members[i::count] for i in range(count))
     return packs
 
 
 def init_ray(address: str | None, num_cpus: int | None) -> int:
     """Embedded local Ray by default; an existing cluster with --address / RAY_ADDRESS.
-    Returns the cluster's CPU count."""
+    Returns the cluster's CPU count.
+
+    The caller's signal handlers stay in place: Ray's start would otherwise install a SIGTERM
+    handler that exits with code 15 and (in C++) one that prints a stack dump."""
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")  # read as ray imports
+    # a pump thread still reading a pack's stream after ray.shutdown() (Ctrl-C, SIGTERM)
+    # must get an error, not silently start a second, orphaned Ray (seen: it then crashed)
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     import ray
+    from ray._private import utils as ray_utils
+
+    keep = ray_utils.set_sigterm_handler
+    ray_utils.set_sigterm_handler = lambda handler: None
+    try:
+        return _init_ray(ray, address, num_cpus)
+    finally:
+        ray_utils.set_sigterm_handler = keep
+
+
+def _init_ray(ray, address: str | None, num_cpus: int | None) -> int:
 
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR")
@@ -203,7 +245,10 @@ def init_ray(address: str | None, num_cpus: int | None) -> int:
                  include_dashboard=False, **kwargs)  # fmt: skip
     else:
         try:
-            ray.init(address=address, runtime_env={"env_vars": WORKER_ENV}, **kwargs)
+            _connect_with_deadline(
+                lambda: ray.init(address=address, runtime_env={"env_vars": WORKER_ENV}, **kwargs),
+                address,
+            )
         except ConnectionError as exc:
             why = f"{exc} {exc.__cause__ or ''}"
             hint = ""
@@ -220,6 +265,68 @@ def init_ray(address: str | None, num_cpus: int | None) -> int:
 
 class RayConnectError(Exception):
     """init_ray could not join the cluster at the given address (one-line message)."""
+
+
+CONNECT_TIMEOUT_S = 15.0  # an address that answers nothing is reported within this time
+_ADDRESS_RE = re.compile(r"(?:ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})\Z")
+
+
+def check_address(address: str) -> None:
+    """Fail fast on a cluster address that is malformed or that nothing listens on.
+
+    ``auto`` (the cluster started on this machine by ``ray start``), ``HOST:PORT`` (the
+    head's GCS port, 6379 by default) and ``ray://HOST:PORT`` (Ray Client) are accepted."""
+    if address == "auto":
+        return
+    match = _ADDRESS_RE.match(address)
+    if match is None or not 0 < int(match[2]) < 65536:
+        hint = ""
+        if address.startswith(("http://", "https://")):
+            hint = " (that is a dashboard address, for `ray job submit`)"
+        raise RayConnectError(f"malformed Ray address {address!r}{hint}: expected HOST:PORT "
+                              "(the head's GCS port, 6379 by default), ray://HOST:PORT or auto")  # fmt: skip
+    host = match[1].strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            socket.getaddrinfo(host, None)
+        except OSError:
+            raise RayConnectError(
+                f"cannot connect to Ray at {address}: unknown host {host!r}"
+            ) from None
+    try:
+        with socket.create_connection((host, int(match[2])), timeout=CONNECT_TIMEOUT_S / 3):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise RayConnectError(f"cannot connect to Ray at {address}: {why.lower()}") from None
+
+
+class _ConnectTimeout(Exception):
+    pass
+
+
+def _connect_with_deadline(connect: Callable[[], None], address: str) -> None:
+    """Run ``ray.init`` to a cluster under a SIGALRM deadline: something that accepts TCP
+    but never answers as a Ray head would otherwise keep Ray retrying for minutes."""
+
+    def expire(signum, frame):
+        raise _ConnectTimeout
+
+    if threading.current_thread() is not threading.main_thread():
+        connect()
+        return
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, CONNECT_TIMEOUT_S)
+    try:
+        connect()
+    except _ConnectTimeout:
+        raise RayConnectError(f"cannot connect to Ray at {address}: no Ray head answered "
+                              f"within {CONNECT_TIMEOUT_S:.0f} s") from None  # fmt: skip
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 @dataclass
@@ -262,21 +369,50 @@ class SweepRunner:
         todo = []
         for r in self.sweep.runs():
             self.run_by_id[r.run_id] = r
-            if self.store.is_finished(r.run_id):
-                continue
+            if not self._verified_finished(r):
+                todo.append(r)
+        for r in todo:
             if self.store.copy_finished_from_other_sweep(r.run_id):
                 continue
             if self.store.read_config(r.run_id) is None:
                 self.store.write_config(r.run_id, r.config, r.seed, extra={"swept": r.swept})
             ckpt = self.store.read_checkpoint(r.run_id)
             epoch = int(ckpt["epoch"]) if ckpt else 0
+            proven = contiguous_epochs(self.store.read_returns(r.run_id))
+            if epoch > proven:  # rows missing below the checkpoint: never leave a hole
+                self.log(f"run {r.run_id}: returns.csv holds epochs 1-{proven} only, its "
+                         f"checkpoint is at epoch {epoch}: recomputing it from epoch 0")  # fmt: skip
+                ckpt, epoch = None, 0
             self.store.truncate_returns(r.run_id, epoch)
             if ckpt:
                 self.ckpts[r.run_id] = ckpt
             self.epochs[r.run_id] = epoch
             self.steps_seen[r.run_id] = int(ckpt["env_steps"]) if ckpt else 0
-            todo.append(r)
-        return todo
+        return [r for r in todo if not self.store.is_finished(r.run_id)]
+
+    def _verified_finished(self, r: RunSpec) -> bool:
+        """Is ``r`` finished with every row it claims? A done or diverged run whose
+        returns.csv has a gap or too few epochs is reopened (and recomputed, from its last
+        checkpoint when the rows up to it are intact); a run whose status.json was lost or
+        garbled but whose rows and policy are complete is marked done again."""
+        rid = r.run_id
+        self.store.check_real(rid)
+        status = self.store.read_status(rid)
+        if status is None:
+            if self.store.restore_done(rid, r.config.epochs):
+                self.log(f"run {rid}: status.json was missing or unreadable; its rows and "
+                         "policy are complete: marked done")  # fmt: skip
+                return True
+            return False
+        if status["state"] not in FINISHED_STATES:
+            return False
+        problem = None if status["state"] == "failed" else self.store.row_problem(
+            rid, r.config.epochs, status)  # fmt: skip
+        if problem is None:
+            return True
+        self.log(f"run {rid}: {problem}: recomputing it")
+        self.store.reopen(rid, problem)
+        return False
 
     # -------------------------------------------------------------- execution
     def _start_pack(self, runs: list[RunSpec], live: list[Pack]) -> None:

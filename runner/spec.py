@@ -16,7 +16,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -143,22 +143,26 @@ class Sweep:
     text: str = field(default="", repr=False)
     """the file's text as launched (written verbatim to results/<name>/sweep.yaml)."""
 
-    def configs(self) -> list[tuple[dict[str, Any], A2CConfig]]:
-        """(swept values, config) for each grid point, in product order (no seeds)."""
+    def iter_configs(self) -> Iterator[tuple[dict[str, Any], A2CConfig]]:
+        """(swept values, config) for each grid point, in product order (no seeds), lazily."""
         keys = list(self.grid)
-        out = []
         for values in itertools.product(*(self.grid[k] for k in keys)):
             swept = dict(zip(keys, values, strict=True))
-            out.append((swept, A2CConfig(**self.fixed, **swept)))
-        return out
+            yield swept, A2CConfig(**self.fixed, **swept)
+
+    def configs(self) -> list[tuple[dict[str, Any], A2CConfig]]:
+        return list(self.iter_configs())
+
+    def iter_runs(self) -> Iterator[RunSpec]:
+        """Every run, lazily: grid product (file order) x seeds, seed innermost."""
+        for swept, config in self.iter_configs():
+            for seed in self.seeds:
+                yield RunSpec(run_id=run_id(config, seed), config=config, seed=seed,
+                              swept=dict(swept))  # fmt: skip
 
     def runs(self) -> list[RunSpec]:
-        """Every run: grid product (file order) x seeds, seed innermost."""
-        return [
-            RunSpec(run_id=run_id(config, seed), config=config, seed=seed, swept=dict(swept))
-            for swept, config in self.configs()
-            for seed in self.seeds
-        ]
+        """Every run (a list; see :attr:`num_runs` to count them without building them)."""
+        return list(self.iter_runs())
 
     @property
     def num_runs(self) -> int:
@@ -496,8 +500,9 @@ def load_spec(path: str | Path) -> Sweep:
         description=description,
         text=text,
     )
-    try:
-        sweep.configs()
-    except ValueError as exc:  # a constraint across fields (none today)
+    try:  # a constraint across fields (none today): the first grid point shows it; the
+        # whole grid is checked when its runs are built (never here: a grid may be huge)
+        next(sweep.iter_configs(), None)
+    except ValueError as exc:
         config_error(exc)
     return sweep

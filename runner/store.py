@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
+import fcntl
 import functools
 import io
 import json
@@ -32,6 +34,8 @@ import os
 import platform
 import re
 import shutil
+import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -50,6 +54,8 @@ __all__ = [
     "FinishedRunError",
     "Store",
     "StoreError",
+    "SweepLock",
+    "SweepLockedError",
 ]
 
 STATES = ("running", "done", "failed", "diverged")
@@ -59,6 +65,10 @@ PENDING = "pending"
 
 _RUN_ID_RE = re.compile(r"[0-9a-f]{8,64}\Z")
 _TMP_PREFIX = ".tmp-"
+# what this store's temp entries look like: mkstemp / mkdtemp names (8 random characters)
+# after ``.tmp-<file or run id>.``; nothing else is ever deleted by clean_temp
+_TMP_RE = re.compile(r"\.tmp-[A-Za-z0-9._-]+\.[a-z0-9_]{8}\Z")
+LOCK_NAME = ".lock"
 _HEADER = (",".join(RETURN_COLUMNS) + "\n").encode()
 _VERSION_PACKAGES = ("a2c-sweep", "torch", "numpy", "gymnasium", "ray")
 
@@ -71,7 +81,86 @@ class FinishedRunError(StoreError):
     """An attempt to write into a run whose status is done, failed or diverged."""
 
 
+class SweepLockedError(StoreError):
+    """Another live process holds the results directory's lock (one-line message)."""
+
+
+class SweepLock:
+    """An exclusive ``flock`` on ``<root>/<name>/.lock`` held for a whole launch.
+
+    The kernel drops the lock when its holder dies (crash, SIGKILL, lost node), so a stale
+    lock is simply taken over; the file's text (host, pid, start time) only names the holder
+    in the error message of a second launch. Readers (`status`, `analyze`) never take it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> SweepLock:
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(f"{self.path}: is a symbolic link; remove it") from None
+            raise StoreError(f"{self.path}: cannot open the lock file: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                raise SweepLockedError(
+                    f"{self.path.parent}: in use by another a2c-sweep run ({holder}); "
+                    "wait for it to end or stop it, then relaunch"
+                ) from None
+            raise StoreError(f"{self.path}: cannot lock: {exc.strerror}") from None
+        info = {"host": socket.gethostname(), "pid": os.getpid(), "started": _now()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> SweepLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
+
+
 # --------------------------------------------------------------------------- low level
+
+
+def _is_real_dir(path: Path) -> bool:
+    """A directory that is not a symbolic link."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def contiguous_epochs(rows: Sequence[Mapping[str, Any]]) -> int:
+    """k such that rows[:k] hold epochs 1..k in order (the rows a resume can trust)."""
+    k = 0
+    for row in rows:
+        if row["epoch"] != k + 1:
+            break
+        k += 1
+    return k
 
 
 def _fsync_dir(path: Path) -> None:
@@ -288,12 +377,42 @@ class Store:
         return self.run_dir(run_id) / "policy.pt"
 
     def run_ids(self) -> list[str]:
-        """Run directories present under runs/ (sorted; temp entries skipped)."""
-        if not self.runs_dir.is_dir():
+        """Run directories present under runs/ (sorted; temp entries and symlinks skipped)."""
+        if not _is_real_dir(self.runs_dir):
             return []
         return sorted(
-            p.name for p in self.runs_dir.iterdir() if p.is_dir() and _RUN_ID_RE.match(p.name)
+            p.name for p in self.runs_dir.iterdir() if _is_real_dir(p) and _RUN_ID_RE.match(p.name)
         )
+
+    def lock(self) -> SweepLock:
+        """Take this sweep's exclusive lock (creating ``<root>/<name>/``); see :class:`SweepLock`.
+        Raises :class:`SweepLockedError` when another live process holds it."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.dir}: cannot create the results directory: "
+                             f"{exc.strerror}") from None  # fmt: skip
+        return SweepLock(self.dir / LOCK_NAME).acquire()
+
+    def check_real(self, run_id: str) -> None:
+        """Raise StoreError if runs/, the run's directory or any file in it is a symbolic link
+        (or not what it should be): nothing outside the results root is followed or written."""
+        run_dir = self.run_dir(run_id)
+        for path in (self.runs_dir, run_dir):
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                return
+            if stat.S_ISLNK(mode):
+                raise StoreError(f"{path}: is a symbolic link; run directories must be real "
+                                 "directories inside the results root (remove it and relaunch "
+                                 "to recompute)")  # fmt: skip
+            if not stat.S_ISDIR(mode):
+                raise StoreError(f"{path}: is not a directory (remove it and relaunch)")
+        for entry in os.scandir(run_dir):
+            if entry.is_symlink():
+                raise StoreError(f"{entry.path}: is a symbolic link; run files must be real "
+                                 "files inside the results root (remove it and relaunch)")  # fmt: skip
 
     # ---------------------------------------------------------------- sweep level
 
@@ -327,18 +446,16 @@ class Store:
 
     def clean_temp(self) -> None:
         """Remove temp files / dirs left by a crash (only names this store creates)."""
-        dirs = [self.dir, self.runs_dir]
-        if self.runs_dir.is_dir():
-            dirs += [self.runs_dir / r for r in self.run_ids()]
+        dirs = [self.dir, self.runs_dir, *(self.runs_dir / r for r in self.run_ids())]
         for d in dirs:
-            if not d.is_dir():
+            if not _is_real_dir(d):  # never look into a directory a symlink points to
                 continue
             for p in d.iterdir():
-                if not p.name.startswith(_TMP_PREFIX):
+                if not _TMP_RE.match(p.name):
                     continue
-                if p.is_dir() and not p.is_symlink():
+                if _is_real_dir(p):
                     shutil.rmtree(p, ignore_errors=True)
-                else:
+                else:  # a file, or a symlink itself (never its target)
                     p.unlink(missing_ok=True)
 
     def write_runs_csv(
@@ -398,9 +515,53 @@ class Store:
 
     def _check_writable(self, run_id: str) -> Path:
         run_dir = self.run_dir(run_id)
+        self.check_real(run_id)
         if self.is_finished(run_id):
             raise FinishedRunError(f"{run_dir}: run is finished; its files are never rewritten")
         return run_dir
+
+    def restore_done(self, run_id: str, epochs: int) -> bool:
+        """A run without a readable status.json whose returns.csv holds epochs 1..``epochs``
+        and whose policy.pt loads is done (its status was lost after its last write, or
+        garbled): write status ``done`` again. Returns True if it did."""
+        if self.read_status(run_id) is not None or not self.policy_path(run_id).is_file():
+            return False
+        rows = self.read_returns(run_id)
+        if len(rows) != epochs or contiguous_epochs(rows) != epochs:
+            return False
+        try:
+            self.read_policy(run_id)
+        except Exception:  # unreadable weights: the run is recomputed instead
+            return False
+        self.write_status(run_id, "done", epochs_done=epochs)
+        return True
+
+    def reopen(self, run_id: str, reason: str) -> None:
+        """Make a finished run unfinished again because its files fail verification
+        (:meth:`row_problem`): the one exception to "finished runs are never rewritten".
+        Its status becomes ``running`` with ``reason`` as its error until it ends again."""
+        self.check_real(run_id)
+        self._finished.discard(run_id)
+        status = {"state": "running", "error": f"reopened: {reason}", "wall_s": 0.0,
+                  "epochs_done": 0, "updated": _now()}  # fmt: skip
+        _atomic_write_json(self.status_path(run_id), status)
+
+    def row_problem(
+        self, run_id: str, epochs: int | None, status: Mapping | None = None
+    ) -> str | None:
+        """What is wrong with a run's returns.csv, or None: its epochs must be 1..k without
+        a gap or a repeat, and a finished run must have every epoch it reports (``epochs``
+        for a done run; ``epochs_done`` of its status for a diverged one)."""
+        rows = self.read_returns(run_id)
+        k = contiguous_epochs(rows)
+        if k < len(rows):
+            return f"epochs are not contiguous after epoch {k} (next row: epoch {rows[k]['epoch']})"
+        if status is None:
+            return None
+        want = epochs if status["state"] == "done" else int(status.get("epochs_done") or k)
+        if status["state"] in ("done", "diverged") and k != want:
+            return f"{status['state']} but has {k} of {want} epochs"
+        return None
 
     # ---------------------------------------------------------------- config.json
 
@@ -485,7 +646,8 @@ class Store:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not _tail_is_clean(path):
             self.repair_returns(run_id)
-        with open(path, "ab") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "ab") as f:
             if f.tell() == 0:
                 f.write(_HEADER)
             f.write("".join(lines).encode("ascii"))
@@ -507,7 +669,8 @@ class Store:
         return rows
 
     def repair_returns(self, run_id: str, last_epoch: int | None = None) -> int:
-        """Drop a torn last line and, if ``last_epoch`` is given, every row with a larger epoch.
+        """Drop a torn last line and, if ``last_epoch`` is given, keep only the rows of epochs
+        1..last_epoch that come first and in order (a gap or a repeated epoch ends them).
 
         Rewrites the file atomically only when something changes. Returns the last epoch kept
         (0 when no row is left or there is no file).
@@ -519,11 +682,9 @@ class Store:
         except FileNotFoundError:
             return 0
         rows, raw, torn = _split_returns(data, str(path))
-        keep = [
-            (row, line)
-            for row, line in zip(rows, raw, strict=True)
-            if last_epoch is None or row["epoch"] <= last_epoch
-        ]
+        keep = list(zip(rows, raw, strict=True))
+        if last_epoch is not None:  # only the contiguous rows 1..last_epoch survive
+            keep = keep[: min(contiguous_epochs(rows), max(0, last_epoch))]
         if torn or len(keep) != len(rows):
             body = b"".join(line + b"\n" for _, line in keep)
             _atomic_write_bytes(path, _HEADER + body)
@@ -596,6 +757,13 @@ class Store:
             if config is None or config.get("run_id") != run_id:
                 continue
             if not other.returns_path(run_id).is_file():
+                continue
+            try:
+                other.check_real(run_id)
+                epochs = int(config["config"]["epochs"])
+                if other.row_problem(run_id, epochs, status):
+                    continue  # an incomplete copy is not worth copying
+            except (StoreError, KeyError, TypeError, ValueError):
                 continue
             found.setdefault(status["state"], other.run_dir(run_id))
         for state in ("done", "diverged", "failed"):

@@ -61,6 +61,8 @@ class EpochRecord:
     wall_s: float
     diverged: bool = False
     finished: bool = False
+    diverged_reason: str = ""
+    """what went non-finite, e.g. "value_loss is nan at epoch 3" (on a diverged record)."""
     checkpoint: dict | None = field(default=None, repr=False)
     policy: dict | None = field(default=None, repr=False)
 
@@ -76,6 +78,18 @@ def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.ra
 
 def _finite(*arrays: Any) -> bool:
     return all(np.all(np.isfinite(a)) for a in arrays)
+
+
+def _nonfinite(value_loss: float, policy_loss: float, policy: dict, value: dict) -> str | None:
+    """None when the epoch's losses and parameters are finite, else which one is not."""
+    for name, loss in (("value_loss", value_loss), ("policy_loss", policy_loss)):
+        if not math.isfinite(loss):
+            return f"{name} is {loss}"
+    for net, params in (("policy", policy), ("value", value)):
+        bad = [k for k, v in params.items() if not _finite(v)]
+        if bad:
+            return f"{net} parameters {', '.join(bad)} are not finite"
+    return None
 
 
 def _to_tensors(arrays: dict[str, np.ndarray]) -> dict:
@@ -304,10 +318,8 @@ def train_pack(
             stats = _episode_stats(ret_buf[:, cols][ends], len_buf[:, cols][ends])
             epoch[p] += 1
             env_steps[p] += int(mask.sum())
-            diverged = not (
-                math.isfinite(value_loss[p]) and math.isfinite(policy_loss)
-                and _finite(*params.values()) and _finite(*val[p].values())
-            )  # fmt: skip
+            why = _nonfinite(value_loss[p], policy_loss, params, val[p])
+            diverged = why is not None
             if diverged:  # freeze the run at its last finite parameters
                 for k in pol:
                     pol[k][p] = backup[p][0][k]
@@ -318,6 +330,7 @@ def train_pack(
                 run=p, epoch=epoch[p], env_steps=env_steps[p], episodes=int(ends.sum()),
                 value_loss=value_loss[p], policy_loss=policy_loss, entropy=entropy,
                 explained_variance=ev, wall_s=0.0, diverged=diverged, finished=finished,
+                diverged_reason=f"{why} at epoch {epoch[p]}" if diverged else "",
                 **stats,
             ))  # fmt: skip
         wall = time.perf_counter() - t_start

@@ -442,12 +442,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     }
     epochs_total = sum(r.config.epochs for r in sweep.runs())
     epochs_done = 0
+    problems = []
     for r in sweep.runs():
         st = store.read_status(r.run_id)
-        if st and st["state"] in ("done", "failed", "diverged"):
-            epochs_done += r.config.epochs
-        elif store.returns_path(r.run_id).exists():
-            epochs_done += len(store.read_returns(r.run_id))
+        epochs_done += len(store.read_returns(r.run_id))
+        if st and st["state"] in ("failed", "diverged"):
+            epochs_done += r.config.epochs - len(store.read_returns(r.run_id))  # never trained
+        problem = store.row_problem(r.run_id, r.config.epochs, st)
+        if problem:
+            problems.append(f"run {r.run_id}: {problem} (a relaunch recomputes it)")
     print(
         f"sweep {sweep.name}: {len(table)} runs: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
@@ -455,11 +458,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"epochs {epochs_done}/{epochs_total} ({100.0 * epochs_done / max(1, epochs_total):.0f}%)"
     )
+    for line in problems:
+        print(f"warning: {line}")
     best = best_so_far(sweep, store)
     if best:
-        label, score, final = best
-        tag = "" if final else " (best so far, unfinished)"
-        print(f"best configuration: {label}: mean final return {score:.2f}{tag}")
+        label, score, seeds, final = best
+        tag = "" if final else " (best so far, not every seed done)"
+        print(f"best configuration: {label}: IQM final return {score:.2f} over {seeds} "
+              f"seeds{tag}")  # fmt: skip
+    elif counts["failed"] + counts["diverged"] == len(table):
+        print("best configuration: none (every run failed or diverged)")
     return EXIT_OK
 
 

@@ -116,7 +116,8 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
                 finished.add(rec.run)
                 state = "diverged" if rec.diverged else "done"
                 after.append(("end", rid, state,
-                              policy_state(cfgs[rec.run], seeds[rec.run], rec.policy)))  # fmt: skip
+                              policy_state(cfgs[rec.run], seeds[rec.run], rec.policy),
+                              rec.diverged_reason or None))  # fmt: skip
             if len(seen) >= alive:
                 yield from epoch_messages()
                 if releasing and alive > 0:
@@ -517,12 +518,12 @@ class SweepRunner:
             self.ckpts[rid] = state
             self.store.write_status(rid, "running", epochs_done=int(state["epoch"]))
         elif kind == "end":
-            _, rid, state, pol = msg
+            _, rid, state, pol, why = msg
             self.store.write_policy(rid, pol)
-            self._finish(rid, state, None, prog)
+            self._finish(rid, state, why, prog)
             pack.unfinished.discard(rid)
             if state == "diverged":
-                self.log(f"run {rid} diverged at epoch {self.epochs.get(rid, 0)}")
+                self.log(f"run {rid} diverged at epoch {self.epochs.get(rid, 0)} ({why})")
         elif kind == "released":  # stopped on request, every unfinished run checkpointed
             self._forget_release(pack)
             runs = [r for r in pack.runs if r.run_id in pack.unfinished]
@@ -625,25 +626,28 @@ class SweepRunner:
         prog.running -= 1
 
 
-def best_so_far(sweep: Sweep, store: Store) -> tuple[str, float, bool] | None:
-    """(label of the best configuration, its mean final score over seeds, all finished?)
-    from disk, using the mean of return_mean over each run's last ceil(10%) epochs."""
-    by_cfg: dict[str, list[float]] = {}
+def best_so_far(sweep: Sweep, store: Store) -> tuple[str, float, int, bool] | None:
+    """(label, IQM over seeds of the runs' final scores, seeds scored, every run of it done?)
+    of the best configuration on disk, ranked like `a2c-sweep analyze` (IQM; a run's final
+    score is the mean return_mean over its last ceil(10 %) epochs). Failed and diverged runs
+    score nothing; None when no run has a score (e.g. every run diverged)."""
+    from scipy import stats
+
+    scores: dict[str, list[float]] = {}
     finished: dict[str, bool] = {}
     for r in sweep.runs():
-        rows = store.read_returns(r.run_id) if store.returns_path(r.run_id).exists() else []
-        vals = [float(x["return_mean"]) for x in rows]
-        if not vals:
-            continue
-        k = max(1, math.ceil(0.1 * len(vals)))
-        tail = [v for v in vals[-k:] if not math.isnan(v)]
-        if not tail:
-            continue
         label = ", ".join(f"{a}={b}" for a, b in r.swept.items()) or "(fixed config)"
-        by_cfg.setdefault(label, []).append(sum(tail) / len(tail))
         st = store.read_status(r.run_id)
         finished[label] = finished.get(label, True) and bool(st and st["state"] == "done")
-    if not by_cfg:
+        if st and st["state"] in ("failed", "diverged"):
+            continue
+        vals = [float(x["return_mean"]) for x in store.read_returns(r.run_id)]
+        k = max(1, math.ceil(0.1 * len(vals)))
+        tail = [v for v in vals[-k:] if not math.isnan(v)]
+        if tail:
+            scores.setdefault(label, []).append(sum(tail) / len(tail))
+    if not scores:
         return None
-    label = max(by_cfg, key=lambda k: sum(by_cfg[k]) / len(by_cfg[k]))
-    return label, sum(by_cfg[label]) / len(by_cfg[label]), finished[label]
+    iqm = {label: float(stats.trim_mean(v, 0.25)) for label, v in scores.items()}
+    label = max(iqm, key=iqm.get)
+    return label, iqm[label], len(scores[label]), finished[label]

@@ -348,10 +348,11 @@ def test_runs_csv_content(tmp_path: Path, store: Store) -> None:
 
 def finish(store: Store, rid: str, config: A2CConfig, seed: int, state: str = "done") -> None:
     store.write_config(rid, config, seed)
-    store.append_returns(rid, [row(1), row(2)])
+    n = config.epochs if state == "done" else 2  # a done run has every epoch (verified)
+    store.append_returns(rid, [row(e) for e in range(1, n + 1)])
     store.write_checkpoint(rid, {"epoch": 2})
     store.write_policy(rid, {"w": __import__("torch").ones(2)})
-    store.write_status(rid, state, epochs_done=2, wall_s=3.0)
+    store.write_status(rid, state, epochs_done=n, wall_s=3.0)
 
 
 def test_copy_finished_from_other_sweep(tmp_path: Path) -> None:
@@ -394,7 +395,7 @@ def test_copy_replaces_unfinished_local_run(tmp_path: Path) -> None:
     finish(one, rid, config, 1)
     assert two.copy_finished_from_other_sweep(rid)
     assert not two.checkpoint_path(rid).exists()
-    assert [r["epoch"] for r in two.read_returns(rid)] == [1, 2]
+    assert [r["epoch"] for r in two.read_returns(rid)] == list(range(1, config.epochs + 1))
     assert two.read_status(rid)["state"] == "done"
     assert temp_files(root) == []
 
@@ -463,11 +464,13 @@ def test_init_sweep_name_mismatch(tmp_path: Path) -> None:
 def test_clean_temp_removes_crash_leftovers(tmp_path: Path) -> None:
     store = Store(tmp_path / "results", "exp")
     store.write_status(RID, "running")
-    (store.run_dir(RID) / ".tmp-status.json.abc").write_text("x")
-    (store.runs_dir / f".tmp-{RID}.xyz").mkdir()
+    (store.run_dir(RID) / ".tmp-status.json.a8_k2x9q").write_text("x")  # mkstemp's names
+    (store.runs_dir / f".tmp-{RID}.x7yz0abc").mkdir()
     keep = store.run_dir(RID) / "notes.txt"
     keep.write_text("mine")
+    mine = store.run_dir(RID) / ".tmp-my-notes"  # not a name this store makes: kept
+    mine.write_text("mine too")
     store.init_sweep(write_sweep(tmp_path, "exp"))
-    assert temp_files(store.root) == []
+    assert temp_files(store.root) == [mine]
     assert keep.exists() and store.run_ids() == [RID]
     assert os.listdir(store.runs_dir) == [RID]

@@ -25,6 +25,10 @@ def fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def warn(message: str) -> None:
+    print(f"a2c-sweep: warning: {message}", file=sys.stderr)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -154,13 +158,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")  # files only, no window
 
     from analysis import aggregate, plots
-    from analysis.load import AnalysisError, load
+    from analysis.load import AnalysisError, load, row_problems
 
     results = Path(args.results_dir)
     try:
         frame = load(results)
+        problems = row_problems(results)
     except AnalysisError as exc:
         return fail(str(exc))
+    for run_id, problem in problems.items():  # analyzed anyway, but the user must know
+        warn(f"run {run_id}: {problem}")
     metric = args.metric
     numeric = [c for c in frame.columns[frame.columns.get_loc("epoch") :] if c != "epoch"]
     if metric not in numeric:
@@ -281,6 +288,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
             same_seeds=args.same_seeds,
             metric=args.metric,
             seed=args.seed,
+            force=args.force,
         )
     except AnalysisError as exc:
         return fail(str(exc))
@@ -305,6 +313,9 @@ def cmd_gif(args: argparse.Namespace) -> int:
     if (args.run_dir is None) == (args.best is None):
         return fail("gif: give either a run directory or --best RESULTS/NAME")
     try:
+        from analysis.gif import check_output
+
+        check_output(args.output)  # before any work
         if args.best is not None:
             from analysis import aggregate
             from analysis.load import load
@@ -377,6 +388,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("refine", help="write a finer follow-up sweep around the best")
     p.add_argument("results_dir", help="RESULTS/NAME")
     p.add_argument("-o", "--output", required=True, help="the new sweep YAML file")
+    p.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     p.add_argument("--top", type=_positive_int, default=3, help="refine around the top K (3)")
     p.add_argument("--points", type=_positive_int, default=5, help="values per best value (5)")
     p.add_argument(
@@ -395,7 +407,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--best", metavar="RESULTS/NAME", help="use the best done run of the best configuration"
     )
-    p.add_argument("-o", "--output", default="agent.gif", help="GIF file (agent.gif)")
+    p.add_argument(
+        "-o", "--output", default="agent.gif", help="GIF file, name ending in .gif (agent.gif)"
+    )
     p.add_argument("--episodes", type=_positive_int, default=1, help="episodes recorded (1)")
     p.add_argument(
         "--deterministic",

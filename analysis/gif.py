@@ -22,7 +22,7 @@ import numpy as np
 
 from analysis.load import AnalysisError
 
-__all__ = ["Episode", "Recording", "load_policy", "record_gif", "run_episodes"]
+__all__ = ["Episode", "Recording", "check_output", "load_policy", "record_gif", "run_episodes"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,21 @@ class Recording:
     lengths: list[int]
     frames: int
     env: str
+
+
+def check_output(out: str | Path) -> Path:
+    """``out`` as a Path if it can take a GIF: a file name ending in .gif (any case) in an
+    existing directory, not a directory. Otherwise :class:`AnalysisError`, one line."""
+    out = Path(out)
+    if out.is_dir():
+        raise AnalysisError(f"{out}: is a directory; -o takes the GIF's file name")
+    if out.suffix.lower() != ".gif":
+        raise AnalysisError(f"{out}: the output must be a .gif file (GIF is the only format)")
+    if not out.parent.exists():
+        raise AnalysisError(f"{out.parent}: no such directory (for -o {out})")
+    if not out.parent.is_dir():
+        raise AnalysisError(f"{out.parent}: not a directory (for -o {out})")
+    return out
 
 
 def load_policy(path: str | Path) -> dict[str, Any]:
@@ -181,9 +196,7 @@ def record_gif(
         raise AnalysisError(f"--episodes: must be >= 1, got {episodes}")
     if max_steps is not None and max_steps < 1:
         raise AnalysisError(f"--max-steps: must be >= 1, got {max_steps}")
-    out = Path(out)
-    if not out.parent.exists():
-        raise AnalysisError(f"{out.parent}: no such directory")
+    out = check_output(out)
     data = load_policy(run)
     env_id = data["config"]["env"]
     played = run_episodes(
@@ -198,9 +211,22 @@ def record_gif(
                 total += episode.rewards[step - 1]
             text = f"{env_id} ({mode})  episode {e}/{len(played)}  step {step}  return {total:.1f}"
             frames.append(_caption(frame, text))
-    tmp = out.with_name(f".tmp-{out.name}")
-    iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
-    tmp.replace(out)
+    encoded = iio.imwrite(
+        "<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0
+    )
+    check_output(out)  # again: recording took a while
+    tmp, created = out.with_name(f".{out.name}.{os.getpid()}.tmp"), False
+    try:
+        with open(tmp, "xb") as f:  # "x": never someone else's file
+            created = True
+            f.write(encoded)
+        os.replace(tmp, out)
+        created = False
+    except OSError as exc:
+        raise AnalysisError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if created:
+            tmp.unlink(missing_ok=True)
     return Recording(
         path=out,
         returns=[ep.total for ep in played],

@@ -39,6 +39,7 @@ __all__ = [
     "config_label",
     "load",
     "param_columns",
+    "row_problems",
 ]
 
 INT_COLUMNS = INT_RETURN_COLUMNS
@@ -344,6 +345,128 @@ def load(results_dir: str | Path) -> pd.DataFrame:
     frame.attrs["params"] = list(params)
     frame.attrs["name"] = results.resolve().name
     return frame
+
+
+# --------------------------------------------------------------------------- row checks
+
+
+def row_problems(results_dir: str | Path) -> dict[str, str]:
+    """What is wrong with the returns.csv rows of each run of ``results_dir``: run id -> one
+    line (problems joined by "; "), for the runs that have a problem only, in runs.csv order.
+
+    A run's epochs must be 1, 2, ..., k: a gap gives ``"epochs 101-206 missing"`` (a repeat or
+    a step back: ``"epochs are not increasing: ..."``, which :func:`load` refuses). A run
+    whose status.json says done must have its config.json's ``epochs`` rows (``"done but has
+    133 of 400 epochs"``), a diverged one the ``epochs_done`` of its status, and no run may
+    go past its config's epochs. An unreadable returns.csv is reported, not raised.
+
+    Which runs: those of runs.csv, else every run directory. Reads only epoch numbers,
+    status.json and config.json (no runner, torch or pandas work), so `a2c-sweep status` can
+    use it as well as `analyze`. Raises :class:`AnalysisError` for a missing directory.
+    """
+    results = Path(results_dir)
+    if not results.exists():
+        raise AnalysisError(f"{results}: no such results directory")
+    if not results.is_dir():
+        raise AnalysisError(f"{results}: not a directory")
+    problems = {}
+    for run_id in _listed_run_ids(results):
+        found = _run_row_problems(results / "runs" / run_id)
+        if found:
+            problems[run_id] = "; ".join(found)
+    return problems
+
+
+def _listed_run_ids(results: Path) -> list[str]:
+    """Run ids of runs.csv (first column) when it is readable, else the run directories."""
+    try:
+        with open(results / "runs.csv", newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        rows = []
+    if rows and rows[0] and rows[0][0] == "run_id":
+        return [cells[0] for cells in rows[1:] if cells]
+    runs_dir = results / "runs"
+    if not runs_dir.is_dir():
+        return []
+    return sorted(d.name for d in runs_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _read_epochs(path: Path) -> tuple[list[int], str | None]:
+    """returns.csv's epoch column (a torn last line ignored, as :func:`read_returns` does)
+    and what makes the file unreadable, if anything. A missing file has no epochs."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return [], None
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], f"cannot read returns.csv ({exc})"
+    lines = text.split("\n")[:-1]
+    if not lines:
+        return [], None
+    if tuple(lines[0].strip().split(",")) != RETURN_COLUMNS:
+        return [], f"corrupt returns.csv: unexpected header {lines[0][:40]!r}"
+    epochs = []
+    for number, line in enumerate(lines[1:], start=2):
+        cell = line.split(",", 1)[0].strip()
+        try:
+            epochs.append(int(cell))
+        except ValueError:
+            return epochs, f"corrupt returns.csv: line {number}: epoch {cell[:20]!r}"
+    return epochs, None
+
+
+def _describe_gaps(gaps: list[tuple[int, int]]) -> str:
+    spans = [f"{a}" if a == b else f"{a}-{b}" for a, b in gaps[:3]]
+    if len(gaps) > 3:
+        spans.append(f"... ({len(gaps)} gaps)")
+    word = "epoch" if len(gaps) == 1 and gaps[0][0] == gaps[0][1] else "epochs"
+    return f"{word} {', '.join(spans)} missing"
+
+
+def _run_row_problems(run_dir: Path) -> list[str]:
+    epochs, unreadable = _read_epochs(run_dir / "returns.csv")
+    if unreadable:
+        return [unreadable]
+    gaps: list[tuple[int, int]] = []
+    expected = 1
+    for number, epoch in enumerate(epochs, start=2):  # number: the line in returns.csv
+        if epoch < 1:
+            return [f"epoch {epoch} at line {number} (epochs start at 1)"]
+        if epoch < expected:
+            previous = epochs[number - 3]
+            return [
+                f"epochs are not increasing: epoch {epoch} after epoch {previous} (line {number})"
+            ]
+        if epoch > expected:
+            gaps.append((expected, epoch - 1))
+        expected = epoch + 1
+    found = [_describe_gaps(gaps)] if gaps else []
+
+    def read(name: str) -> dict[str, Any]:
+        try:
+            return _read_json(run_dir / name) or {}
+        except AnalysisError:
+            return {}
+
+    status = read("status.json")
+    config = read("config.json").get("config")
+    planned = config.get("epochs") if isinstance(config, dict) else None
+    planned = planned if isinstance(planned, int) and not isinstance(planned, bool) else None
+    rows = len(epochs)
+    if planned is not None and epochs and epochs[-1] > planned:
+        found.append(f"epoch {epochs[-1]} is past its config's {planned} epochs")
+    state = status.get("state")
+    if state == "done" and planned is not None and rows < planned:
+        found.append(f"done but has {rows} of {planned} epochs")
+    want = status.get("epochs_done")
+    if state == "diverged" and isinstance(want, int) and want and rows != want:
+        found.append(
+            f"diverged but has {rows} of {want} epochs"
+            if rows < want
+            else f"diverged at epoch {want} but has {rows} rows"
+        )
+    return found
 
 
 def config_order(frame: pd.DataFrame) -> list[str]:

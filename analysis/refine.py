@@ -18,7 +18,8 @@ For each swept parameter:
 Every top-K configuration's own values are kept exactly, so the best configuration is a point
 of the new grid. New seeds by default: ``{count, start}`` starting after the largest old seed.
 The name is ``<old>-refined``; the file is checked with :func:`runner.spec.load_spec` before
-it replaces ``out``.
+it is moved to ``out``, which must not exist yet (``force``: replace it) and is never a file
+of the results directory itself.
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ import pandas as pd
 
 from analysis.load import AnalysisError, format_value
 
-__all__ = ["Effect", "Refinement", "effect", "neighbours", "refine", "write_refined"]
+__all__ = [
+    "Effect",
+    "Refinement",
+    "check_output",
+    "effect",
+    "neighbours",
+    "refine",
+    "write_refined",
+]
 
 UNIT_INTERVAL = ("gamma", "lam")
 _MERGE_DECADES = 0.02  # neighbours closer than this (in log10) to a kept value are dropped
@@ -294,13 +303,19 @@ def write_refined(
     same_seeds: bool = False,
     metric: str = "return_mean",
     seed: int = 0,
+    force: bool = False,
 ) -> tuple[Path, Refinement]:
-    """Load ``results_dir``, rank it, write the refined sweep to ``out`` (validated first)."""
+    """Load ``results_dir``, rank it, write the refined sweep to ``out`` (validated first).
+
+    ``out`` is checked before anything is loaded (:func:`check_output`): an existing file is
+    replaced only with ``force``. The file appears whole or not at all."""
     from analysis.aggregate import final_scores, ranking
     from analysis.load import load
     from runner.spec import SpecError, load_spec
 
     results = Path(results_dir)
+    out = Path(out)
+    check_output(out, results, force=force)
     frame = load(results)
     sweep_yaml = results / "sweep.yaml"
     if not sweep_yaml.is_file():
@@ -316,15 +331,49 @@ def write_refined(
     refinement = refine(
         sweep, scores, table, top=top, points=points, seeds=seeds, same_seeds=same_seeds
     )
-    out = Path(out)
-    if out.parent and not out.parent.exists():
-        raise AnalysisError(f"{out.parent}: no such directory")
-    tmp = out.with_name(f".tmp-{out.name}")
-    tmp.write_text(to_yaml(refinement, str(results)), encoding="utf-8")
+    text = to_yaml(refinement, str(results))
+    check_output(out, results, force=force)  # again: the ranking took a while
+    tmp, created = out.with_name(f".{out.name}.{os.getpid()}.tmp"), False
     try:
-        load_spec(tmp)
-    except SpecError as exc:
-        tmp.unlink(missing_ok=True)
-        raise AnalysisError(f"refined sweep does not validate: {exc}") from None
-    os.replace(tmp, out)
+        with open(tmp, "x", encoding="utf-8") as f:  # "x": never someone else's file
+            created = True
+            f.write(text)
+        try:
+            load_spec(tmp)
+        except SpecError as exc:
+            raise AnalysisError(f"refined sweep does not validate: {exc}") from None
+        os.replace(tmp, out)
+        created = False
+    except OSError as exc:
+        raise AnalysisError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if created:
+            tmp.unlink(missing_ok=True)
     return out, refinement
+
+
+def check_output(out: Path, results: Path, *, force: bool = False) -> None:
+    """Raise :class:`AnalysisError` (one line naming the path) unless ``out`` can take the
+    refined sweep: not a directory, in an existing directory, not an existing file (unless
+    ``force``), and never a file of the results directory ``results`` (its sweep.yaml is the
+    sweep as launched), even with ``force``."""
+    if out.is_dir():
+        raise AnalysisError(f"{out}: is a directory; -o takes the new sweep's file name")
+    parent = out.parent
+    if not parent.exists():
+        raise AnalysisError(f"{parent}: no such directory (for -o {out})")
+    if not parent.is_dir():
+        raise AnalysisError(f"{parent}: not a directory (for -o {out})")
+    if not os.path.lexists(out):
+        return
+    try:
+        inside = out.resolve().is_relative_to(results.resolve())
+    except OSError:
+        inside = False
+    if inside and results.is_dir():
+        raise AnalysisError(
+            f"{out}: is a file of the results directory {results}; refine never overwrites "
+            "it (write the new sweep elsewhere, e.g. sweeps/)"
+        )
+    if not force:
+        raise AnalysisError(f"{out}: already exists; pass --force to overwrite it")

@@ -2,6 +2,7 @@
 their raw per-run CSVs: rankings, final scores and outcome counts recomputed from returns.csv
 with the analysis module equal the committed files, and every run is finished."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import aggregate
-from analysis.load import load
+from analysis.load import load, row_problems
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 EXPERIMENTS = ["cartpole-v0-grid", "swingup", "swingup-grid", "swingup-grid-refined"]
@@ -23,12 +24,25 @@ def experiment(request):
 
 
 def test_every_run_is_finished(experiment):
+    """Every run finished, with epochs 1..N in its returns.csv, and N = its config's epochs
+    for a done run."""
     runs = pd.read_csv(experiment / "runs.csv")
     assert len(runs) > 0
     assert set(runs["state"]) <= {"done", "diverged", "failed"}, runs["state"].value_counts()
     frame = load(experiment)
-    epochs = frame.groupby("run_id")["epoch"].max()
-    assert len(epochs) == len(runs)
+    assert sorted(frame["run_id"].unique()) == sorted(runs["run_id"])
+    wrong = []
+    for run_id, run in frame.groupby("run_id"):
+        epochs = run["epoch"].dropna().astype(int).tolist()
+        if epochs != list(range(1, len(epochs) + 1)):
+            wrong.append(f"{run_id}: epochs are not 1..{len(epochs)}")
+        config = json.loads((experiment / "runs" / run_id / "config.json").read_text())
+        planned = config["config"]["epochs"]
+        last = epochs[-1] if epochs else None
+        if run["state"].iloc[0] == "done" and last != planned:
+            wrong.append(f"{run_id}: done at epoch {last}, but its config has {planned} epochs")
+    assert not wrong, wrong
+    assert row_problems(experiment) == {}  # what `analyze` would warn about
 
 
 def test_committed_ranking_matches_raw_csvs(experiment):

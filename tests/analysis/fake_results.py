@@ -19,6 +19,10 @@ RunFn = Callable[[RunSpec], tuple[str, Sequence[Mapping[str, float]] | None]]
 """run -> (state or "pending", epoch rows or None). Rows need epoch, env_steps, return_mean."""
 
 
+def isclose(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+
+
 def row(epoch: int, env_steps: int, return_mean: float) -> dict[str, float]:
     """A returns.csv row; columns other than the three given are plausible constants."""
     return {
@@ -41,6 +45,13 @@ def row(epoch: int, env_steps: int, return_mean: float) -> dict[str, float]:
 def rows_from(returns: Sequence[float], steps_per_epoch: int = 100) -> list[dict[str, float]]:
     """Epochs 1..n with env_steps k * steps_per_epoch and the given return_mean values."""
     return [row(e, e * steps_per_epoch, r) for e, r in enumerate(returns, start=1)]
+
+
+def keep_epochs(path: Path, keep: Sequence[int]) -> None:
+    """Rewrite a returns.csv keeping the header and the rows of the epochs in ``keep``."""
+    header, *rows = path.read_text().splitlines()
+    kept = [r for r in rows if int(r.split(",", 1)[0]) in set(keep)]
+    path.write_text("\n".join([header, *kept]) + "\n")
 
 
 def write_sweep_yaml(

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import isclose
-from fake_results import build_results, rows_from
+from fake_results import build_results, isclose, rows_from
 
 from analysis import aggregate
 from analysis.load import load

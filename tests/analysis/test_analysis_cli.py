@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_results import gif_frames, learning_curve_sweep, write_policy
+from fake_results import gif_frames, keep_epochs, learning_curve_sweep, write_policy
 
 from analysis import cli
 from runner.spec import load_spec
@@ -161,3 +162,114 @@ def test_register_adds_three_subcommands() -> None:
     for argv in (["analyze", "r/x"], ["refine", "r/x", "-o", "f.yaml"], ["gif", "--best", "r/x"]):
         args = parser.parse_args(argv)
         assert callable(args.func)
+
+
+# --------------------------------------------------------------------------- refine -o
+
+
+def test_refine_refuses_an_existing_file_unless_force(analyzed, tmp_path: Path, capsys) -> None:
+    results, _ = analyzed
+    out = tmp_path / "finer.yaml"
+    out.write_text("# my own sweep\n")
+    assert cli.main(["refine", str(results), "-o", str(out)]) == 2
+    err = one_error_line(capsys)
+    assert str(out) in err and "exists" in err and "--force" in err
+    assert out.read_text() == "# my own sweep\n"  # untouched
+    assert sorted(tmp_path.iterdir()) == [out]  # no temp file left
+    assert cli.main(["refine", str(results), "-o", str(out), "--force"]) == 0
+    assert load_spec(out).name == "fake-grid-refined"
+    assert sorted(tmp_path.iterdir()) == [out]
+
+
+def test_refine_never_overwrites_the_sweep_it_reads(analyzed, tmp_path: Path, capsys) -> None:
+    results = Path(shutil.copytree(analyzed[0], tmp_path / "copy"))
+    sweep_yaml = results / "sweep.yaml"
+    before = sweep_yaml.read_bytes()
+    files = sorted(results.iterdir())
+    for force in ([], ["--force"]):
+        assert cli.main(["refine", str(results), "-o", str(sweep_yaml), *force]) == 2
+        assert str(sweep_yaml) in one_error_line(capsys)
+    assert sweep_yaml.read_bytes() == before and sorted(results.iterdir()) == files
+
+
+def test_refine_output_directory_or_missing_parent_exit_2_nothing_written(
+    analyzed, tmp_path: Path, capsys
+) -> None:
+    results, _ = analyzed
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    for force in ([], ["--force"]):
+        assert cli.main(["refine", str(results), "-o", str(out_dir), *force]) == 2
+        err = one_error_line(capsys)
+        assert str(out_dir) in err and "is a directory" in err
+    missing = tmp_path / "nope" / "finer.yaml"
+    assert cli.main(["refine", str(results), "-o", str(missing)]) == 2
+    err = one_error_line(capsys)
+    assert str(missing.parent) in err and "no such directory" in err
+    assert sorted(tmp_path.iterdir()) == [out_dir] and not any(out_dir.iterdir())
+
+
+# --------------------------------------------------------------------------- gif -o
+
+
+@pytest.mark.parametrize("name", ["agent.mp4", "agent.png", "agent", "agent.gif.mp4"])
+def test_gif_refuses_a_non_gif_output_before_any_work(tmp_path: Path, capsys, name) -> None:
+    out = tmp_path / name
+    # checked first: before the results directory is even looked at
+    assert cli.main(["gif", "--best", str(tmp_path / "nope"), "-o", str(out)]) == 2
+    err = one_error_line(capsys)
+    assert str(out) in err and ".gif" in err
+    run_dir = write_policy(tmp_path / "run", "CartPole-v0")
+    assert cli.main(["gif", str(run_dir), "-o", str(out), "--max-steps", "3"]) == 2
+    assert ".gif" in one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_gif_refuses_a_directory_output(tmp_path: Path, capsys) -> None:
+    run_dir = write_policy(tmp_path / "run", "CartPole-v0")
+    for out in (tmp_path / "run", tmp_path / "frames.gif"):
+        out.mkdir(exist_ok=True)
+        assert cli.main(["gif", str(run_dir), "-o", str(out), "--max-steps", "3"]) == 2
+        err = one_error_line(capsys)
+        assert str(out) in err and "is a directory" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.gif", "run"]
+    assert not any((tmp_path / "frames.gif").iterdir())
+    assert sorted(p.name for p in run_dir.iterdir()) == ["policy.pt"]
+
+
+def test_gif_suffix_is_case_insensitive(tmp_path: Path, capsys) -> None:
+    run_dir = write_policy(tmp_path / "run", "CartPole-v0")
+    out = tmp_path / "AGENT.GIF"
+    assert cli.main(["gif", str(run_dir), "-o", str(out), "--max-steps", "3"]) == 0
+    assert gif_frames(out) == 4
+
+
+# --------------------------------------------------------------------------- analyze warnings
+
+
+def test_analyze_warns_once_per_run_with_missing_epochs(known, capsys) -> None:
+    results, sweep = known
+    ids = {(run.swept["policy_lr"], run.seed): run.run_id for run in sweep.runs()}
+    keep_epochs(results / "runs" / ids[(0.1, 1)] / "returns.csv", [1, 2, 3, 7, 8, 9, 10])
+    keep_epochs(results / "runs" / ids[(0.01, 2)] / "returns.csv", range(1, 8))
+    assert cli.main(["analyze", str(results), "--top", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"a2c-sweep: warning: run {ids[(0.1, 1)]}: epochs 4-6 missing; done but has 7 of 10 epochs",
+        f"a2c-sweep: warning: run {ids[(0.01, 2)]}: done but has 7 of 10 epochs",
+    ]
+    assert "wrote " in captured.out and (results / "analysis" / "ranking.csv").is_file()
+
+
+def test_analyze_clean_results_print_no_warning(known, capsys) -> None:
+    results, _ = known
+    assert cli.main(["analyze", str(results), "--top", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_gif_missing_output_directory_exit_2_before_any_work(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "nope" / "agent.gif"
+    assert cli.main(["gif", "--best", str(tmp_path / "results"), "-o", str(out)]) == 2
+    err = one_error_line(capsys)
+    assert str(out.parent) in err and "no such directory" in err
+    assert not any(tmp_path.iterdir())

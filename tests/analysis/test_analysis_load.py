@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_results import build_results, row, rows_from
+from fake_results import build_results, keep_epochs, row, rows_from
 
-from analysis.load import RETURN_COLUMNS, AnalysisError, load, param_columns
+from analysis.load import RETURN_COLUMNS, AnalysisError, load, param_columns, row_problems
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -138,3 +140,69 @@ def test_torn_last_line_is_ignored(known) -> None:
 
 def test_row_helper_matches_the_store_columns() -> None:
     assert tuple(row(1, 100, 1.0)) == RETURN_COLUMNS
+
+
+# --------------------------------------------------------------------------- row_problems
+
+
+def run_ids(sweep) -> dict[tuple[float, int], str]:
+    return {(run.swept["policy_lr"], run.seed): run.run_id for run in sweep.runs()}
+
+
+def test_row_problems_flags_gaps_and_short_done_runs(known) -> None:
+    results, sweep = known
+    ids = run_ids(sweep)
+    returns = {key: results / "runs" / run_id / "returns.csv" for key, run_id in ids.items()}
+    assert row_problems(results) == {}  # the fixture is clean: 10 of 10 epochs when done
+    keep_epochs(returns[(0.1, 1)], [*range(1, 4), *range(7, 11)])  # done, 4-6 missing
+    keep_epochs(returns[(0.1, 2)], range(1, 8))  # done, stopped at 7 of 10
+    keep_epochs(returns[(0.1, 3)], [1, 2, 3, 4, 6, 7, 8, 9, 10])  # done, one missing
+    keep_epochs(returns[(0.01, 1)], range(3, 11))  # done, starts at 3
+    keep_epochs(returns[(0.001, 3)], [1, 2, 4])  # running: a gap is still a gap
+    keep_epochs(returns[(0.01, 4)], range(1, 6))  # diverged at 10 (status), 5 rows
+    assert row_problems(results) == {
+        ids[(0.1, 1)]: "epochs 4-6 missing; done but has 7 of 10 epochs",
+        ids[(0.1, 2)]: "done but has 7 of 10 epochs",
+        ids[(0.1, 3)]: "epoch 5 missing; done but has 9 of 10 epochs",
+        ids[(0.01, 1)]: "epochs 1-2 missing; done but has 8 of 10 epochs",
+        ids[(0.001, 3)]: "epoch 3 missing",
+        ids[(0.01, 4)]: "diverged but has 5 of 10 epochs",
+    }
+    load(results)  # gaps are not corrupt files: the analysis still runs
+
+
+def test_row_problems_reports_what_load_refuses(known) -> None:
+    results, sweep = known
+    ids = run_ids(sweep)
+    path = results / "runs" / ids[(0.1, 1)] / "returns.csv"
+    header, *rows = path.read_text().splitlines()
+    path.write_text("\n".join([header, *rows[:5], rows[4], *rows[5:]]) + "\n")  # epoch 5 twice
+    with pytest.raises(AnalysisError, match="epochs are not increasing"):
+        load(results)
+    problems = row_problems(results)
+    assert list(problems) == [ids[(0.1, 1)]]
+    assert "epoch 5 after epoch 5" in problems[ids[(0.1, 1)]]
+    path.write_text("epoch,oops\n1,2\n")
+    assert "corrupt returns.csv" in row_problems(results)[ids[(0.1, 1)]]
+
+
+def test_row_problems_without_runs_csv_or_results(grid2, tmp_path: Path) -> None:
+    results, sweep = grid2
+    (results / "runs.csv").unlink()
+    run = next(iter(sweep.runs()))
+    keep_epochs(results / "runs" / run.run_id / "returns.csv", [1, 2, 9, 10])
+    assert row_problems(results) == {run.run_id: "epochs 3-8 missing; done but has 4 of 10 epochs"}
+    with pytest.raises(AnalysisError, match="no such results directory"):
+        row_problems(tmp_path / "nope")
+
+
+def test_row_problems_imports_neither_runner_nor_torch(known) -> None:
+    results, _ = known
+    code = (
+        "import sys\nfrom analysis.load import row_problems\n"
+        f"assert row_problems({str(results)!r}) == {{}}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'runner', 'torch', 'ray'}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

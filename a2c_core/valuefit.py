@@ -236,6 +236,15 @@ def kernel_dir() -> Path:
     return Path(os.environ.get("A2C_SWEEP_KERNEL_DIR", default))
 
 
+def _cached_text(path: Path) -> str | None:
+    """The cached kernel file's text (None when missing or unreadable). It is compared with
+    the generated source, whose digest names the file, before it is ever imported."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _kernels(d: int) -> ModuleType:
     """The compiled kernel module for observation size d (generated and cached on disk)."""
     if d in _modules:
@@ -245,7 +254,8 @@ def _kernels(d: int) -> ModuleType:
     folder = kernel_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"valuefit_d{d}_{digest}.py"
-    if not path.exists():  # atomic: concurrent workers write identical content
+    if _cached_text(path) != source:  # missing, cut or tampered with: (re)write it before
+        # importing (atomic: concurrent workers write identical content)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".py")
         with os.fdopen(fd, "w") as f:
             f.write(source)

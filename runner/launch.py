@@ -17,6 +17,7 @@ Failure handling:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import math
@@ -25,6 +26,7 @@ import queue
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -302,6 +304,41 @@ def check_address(address: str) -> None:
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise RayConnectError(f"cannot connect to Ray at {address}: {why.lower()}") from None
+    if not address.startswith("ray://"):
+        _probe_gcs(address)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null (C++ code writes there directly) for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _probe_gcs(address: str) -> None:
+    """Ask the GCS at ``address`` whether it is alive, with short connect timeouts (a port
+    that accepts TCP but is no Ray head would keep ray.init retrying for minutes)."""
+    os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", "3")
+    os.environ.setdefault("RAY_py_gcs_connect_timeout_s", "6")
+    from ray._raylet import GcsClient
+
+    try:
+        with _quiet_stderr():  # Ray's C++ client logs each failed attempt there
+            GcsClient(address=address).check_alive([], timeout=3)
+    except Exception as exc:  # noqa: BLE001 (RpcError, a timeout: one line either way)
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "auth" in why.lower():
+            return  # a head with token authentication: ray.init explains what to set
+        raise RayConnectError(f"cannot connect to Ray at {address}: no Ray head answered "
+                              f"({why})") from None  # fmt: skip
 
 
 class _ConnectTimeout(Exception):

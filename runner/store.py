@@ -558,6 +558,8 @@ class Store:
             return f"epochs are not contiguous after epoch {k} (next row: epoch {rows[k]['epoch']})"
         if status is None:
             return None
+        if status["state"] == "running" and k < int(status.get("epochs_done") or 0):
+            return f"checkpointed at epoch {status['epochs_done']} but returns.csv holds epochs 1-{k} only"
         want = epochs if status["state"] == "done" else int(status.get("epochs_done") or k)
         if status["state"] in ("done", "diverged") and k != want:
             return f"{status['state']} but has {k} of {want} epochs"

@@ -90,3 +90,27 @@ def test_engine_runs_on_the_fallback_path(monkeypatch):
     recs = list(train(A2CConfig(num_envs=2, steps_per_epoch=100, epochs=2, value_iters=5), 0))
     assert len(recs) == 2 and np.isfinite(recs[-1].value_loss)
     assert recs[-1].env_steps == 2 * 2 * 100 and calls == [1, 1]
+
+
+def test_tampered_kernel_cache_is_never_imported(tmp_path):
+    """The generated kernel file is compared with its source before it is imported: a file
+    cut or edited in the cache (here: code that would write a marker file) is rewritten."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "A2C_SWEEP_KERNEL_DIR": str(tmp_path / "kernels")}
+    code = ("import numpy as np; from a2c_core import valuefit as vf; "
+            "m = vf._kernels(3); print(m.__file__)")  # fmt: skip
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "kernels" / os.path.basename(first.stdout.strip())
+    source = path.read_text()
+    marker = tmp_path / "pwned"
+    path.write_text(f"open({str(marker)!r}, 'w').write('x')\n" + source)
+    again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert not marker.exists()
+    assert path.read_text() == source

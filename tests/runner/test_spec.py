@@ -130,6 +130,8 @@ MINIMAL = "name: t\nseeds: [0]\n"
         ("name: t\nseeds: ['3']\n", ["seeds[0]"]),
         ("name: t\nseeds: [true]\n", ["seeds[0]"]),
         ("name: t\nseeds: [-1]\n", ["seeds[0]", ">= 0"]),
+        ("name: t\nseeds: [9223372036854775808]\n", ["seeds[0]", "<= 9223372036854775807"]),
+        ("name: t\nseeds: {count: 2, start: 9223372036854775807}\n", ["seeds", "<= "]),
         ("name: t\nseeds: []\n", ["seeds", "empty"]),
         ("name: t\nseeds: 3\n", ["seeds"]),
         ("name: t\nseeds: {count: 0}\n", ["seeds.count", ">= 1"]),
@@ -366,3 +368,27 @@ def test_spec_module_loads_no_torch_or_ray() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "[]"
+
+
+def test_seed_bounds_are_usable_end_to_end(tmp_path: Path) -> None:
+    """The largest seed the spec accepts (2**63 - 1) and 0 train, checkpoint (an int64
+    tensor in checkpoint.pt) and resume; one past it is refused (above)."""
+    import itertools
+
+    from a2c_core import A2CConfig, train
+    from runner.spec import MAX_SEED
+    from runner.store import Store
+
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: t\nseeds: [0, {MAX_SEED}]\n")
+    assert load_spec(path).seeds == [0, MAX_SEED]
+    cfg = A2CConfig(num_envs=2, steps_per_epoch=32, value_iters=1, epochs=2)
+    for seed in (0, MAX_SEED):
+        recs = list(itertools.islice(train(cfg, seed, checkpoint_when=lambda r, e: True), 1))
+        store = Store(tmp_path / "results", "t")
+        rid = "0123456789ab"
+        store.write_checkpoint(rid, recs[0].checkpoint)
+        back = store.read_checkpoint(rid)
+        assert int(back["seed"]) == seed
+        again = next(iter(train(cfg, seed, resume=back)))
+        assert again.epoch == 2

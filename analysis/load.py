@@ -19,6 +19,7 @@ done / running / failed / diverged runs can be taken from the frame alone.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ __all__ = [
 INT_COLUMNS = INT_RETURN_COLUMNS
 STATES = ("done", "running", "pending", "diverged", "failed")
 """run states in the frame: status.json's four, plus ``pending`` (no status yet)."""
-ID_COLUMNS = ("run_id", "config", "seed", "state")
+ID_COLUMNS = ("run_id", "config", "config_id", "seed", "state")
 """columns of :func:`load`'s frame that are neither swept parameters nor returns.csv columns."""
 
 
@@ -65,11 +66,33 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def config_label(params: dict[str, Any]) -> str:
-    """``"policy_lr=0.1, value_lr=0.01"``; ``"all runs"`` when nothing is swept."""
+def config_label(params: dict[str, Any], exact: bool = False) -> str:
+    """``"policy_lr=0.1, value_lr=0.01"``; ``"all runs"`` when nothing is swept. Floats are
+    shown with 4 significant digits, or (``exact``) as the shortest text that reads back as
+    the same float: :func:`config_labels` uses that for configurations 4 digits cannot tell
+    apart (gamma 0.99999 and 0.999994)."""
     if not params:
         return "all runs"
-    return ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
+    fmt = (lambda v: repr(float(v)) if isinstance(v, float | np.floating) else format_value(v)) if exact else format_value  # fmt: skip
+    return ", ".join(f"{k}={fmt(v)}" for k, v in params.items())
+
+
+def config_id(params: dict[str, Any]) -> str:
+    """A stable id of a configuration: 12 hex digits of a SHA-256 of its swept values."""
+    text = json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()},
+                      sort_keys=True)  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def config_labels(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """One display label per configuration, distinct for distinct configurations: short
+    labels where they differ, exact ones where 4 significant digits would merge two."""
+    short = [config_label(c) for c in configs]
+    ids: dict[str, set[str]] = {}
+    for label, c in zip(short, configs, strict=True):
+        ids.setdefault(label, set()).add(config_id(c))
+    return [config_label(c, exact=True) if len(ids[label]) > 1 else label
+            for label, c in zip(short, configs, strict=True)]  # fmt: skip
 
 
 def param_columns(frame: pd.DataFrame) -> list[str]:
@@ -318,7 +341,8 @@ def load(results_dir: str | Path) -> pd.DataFrame:
             f"{results}: empty sweep: no runs found (no rows in runs.csv and no runs/ directories)"
         )
     frames = []
-    for run in runs:
+    labels = config_labels([run["params"] for run in runs])
+    for run, label in zip(runs, labels, strict=True):
         run_dir = results / "runs" / run["run_id"]
         returns = read_returns(run_dir / "returns.csv")
         state = _read_state(run_dir, fallback=run["state"] if run["state"] in STATES else "pending")
@@ -327,7 +351,8 @@ def load(results_dir: str | Path) -> pd.DataFrame:
         for p in params:
             returns.insert(len(returns.columns) - len(RETURN_COLUMNS), p, run["params"][p])
         front = {
-            "config": config_label(run["params"]),
+            "config": label,
+            "config_id": config_id(run["params"]),
             "run_id": run["run_id"],
             "seed": run["seed"],
             "state": state,

@@ -22,6 +22,7 @@ def test_long_form_columns_rows_and_values(known) -> None:
     assert list(frame.columns) == [
         "policy_lr",
         "config",
+        "config_id",
         "run_id",
         "seed",
         "state",
@@ -206,3 +207,20 @@ def test_row_problems_imports_neither_runner_nor_torch(known) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=50)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_configs_that_format_alike_stay_apart(tmp_path) -> None:
+    """gamma 0.99999 and 0.999994 both print as 1 with 4 significant digits: they are two
+    configurations (two ids, two labels, two rows in ranking.csv, two curves)."""
+    from analysis import aggregate
+    from analysis.load import config_label
+
+    assert config_label({"gamma": 0.99999}) == config_label({"gamma": 0.999994})
+    results, _ = build_results(tmp_path / "results", "alike", {"gamma": [0.99999, 0.999994]},
+                               [1, 2], lambda run: ("done", rows_from([10.0 * run.seed] * 3)),
+                               fixed={"epochs": 3})  # fmt: skip
+    frame = load(results)
+    assert frame["config_id"].nunique() == 2 and frame["config"].nunique() == 2
+    assert sorted(frame["config"].unique()) == ["gamma=0.99999", "gamma=0.999994"]
+    table = aggregate.ranking(aggregate.final_scores(frame, "return_mean"), seed=0)
+    assert len(table) == 2

@@ -16,7 +16,7 @@ RETURN_COLUMNS = (
     "return_max", "length_mean", "value_loss", "policy_loss", "entropy",
     "explained_variance", "wall_s",
 )  # fmt: skip
-"""Columns of a run's returns.csv, one row per epoch (DESIGN.md "Results directory")."""
+"""Columns of a run's returns.csv, one row per epoch (docs/design.md "The results contract")."""
 INT_RETURN_COLUMNS = ("epoch", "env_steps", "episodes")
 DTYPES = ("float32", "float64")
 

@@ -4,7 +4,7 @@ Both functions are pure and vectorised over the N columns (N = runs x envs of a 
 only loop is the backward sweep over the T time steps. ``gamma`` and ``lam`` may be scalars
 or one value per column (each run of a pack has its own).
 
-Episode-boundary rules (DESIGN.md, "Correctness" 1-3):
+Episode-boundary rules (docs/design.md, "Correctness" 1-3):
 
 - ``terminated[t]``: s_{t+1} is terminal, its value is 0: no bootstrap.
 - ``episode_end[t]``: the episode ended at t (terminated OR truncated OR, in the NEXT_STEP

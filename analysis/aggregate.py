@@ -4,7 +4,7 @@ Every function is stateless: frames in (the long form of :func:`analysis.load.lo
 per-run frame of :func:`final_scores`), frames out. Randomness (bootstrap) comes only from an
 explicit ``seed`` turned into a fresh ``numpy.random.Generator`` per call.
 
-Definitions (DESIGN.md "Aggregation"):
+Definitions (docs/design.md "Definitions"):
 
 - final score of a run: mean of the metric over its last ceil(10 %) epochs (at least one),
   NaN epochs skipped; NaN if none is left.

@@ -1,7 +1,7 @@
 """Read a results directory into one long-form pandas DataFrame (one row per run and epoch).
 
-The layout is the one written by :class:`runner.store.Store` (DESIGN.md "Results
-directory")::
+The layout is the one written by :class:`runner.store.Store` (docs/design.md "The results
+contract")::
 
     <results>/<name>/sweep.yaml, runs.csv, runs/<run_id>/{config.json, returns.csv, status.json}
 

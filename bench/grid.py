@@ -1,6 +1,6 @@
 """The article's 180-run CartPole grid: the article-style loop vs the real `a2c-sweep run`.
 
-One run of this script, on one machine, prints (DESIGN.md "Performance figures"):
+One run of this script, on one machine, prints (docs/design.md "Definitions"):
 
 (a) the article-style loop (bench/epoch_throughput.py's re-implementation), two processes
     side by side (one per core), seconds per run-epoch per core;

@@ -1,6 +1,6 @@
 """The results store: the only code that writes under ``results/``.
 
-Layout (DESIGN.md "Results directory")::
+Layout (docs/design.md "The results contract")::
 
     <root>/<name>/sweep.yaml                 the spec as launched (latest launch)
     <root>/<name>/runs.csv                   run_id, swept params..., seed, state

@@ -8,14 +8,10 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # 143 SIGTERM, 129 SIGHUP
-
-
-MAX_RUNS = 10**6  # a grid larger than this is refused unless --max-runs raises it
 
 
 def fail(message: str) -> int:
@@ -114,159 +110,88 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep, err = _load(args.sweep)
     if sweep is None:
         return err
-    limit = args.max_runs
-    if sweep.num_runs > limit:  # counted, never built: a 10^7-run grid is refused at once
-        n_cfg = sweep.num_runs // len(sweep.seeds)
-        return fail(f"{sweep.path}: grid: {sweep.num_runs:,} runs ({n_cfg:,} configs x "
-                    f"{len(sweep.seeds)} seeds) exceed the limit of {limit:,} runs; pass "
-                    f"--max-runs {sweep.num_runs} to launch it anyway")  # fmt: skip
-    from runner.store import Store, StoreError
+    from runner.api import SweepError, check_size, run_sweep
 
     try:
-        store = Store(args.results, sweep.name)
-    except StoreError as exc:
+        check_size(sweep, args.max_runs)  # counted, never built: 10^7 runs refused at once
+        if args.dry_run:
+            from runner.store import Store, StoreError
+
+            try:
+                return _dry_run(sweep, Store(args.results, sweep.name), args)
+            except StoreError as exc:
+                raise SweepError(str(exc)) from None
+    except SweepError as exc:
         return fail(str(exc))
-    if args.dry_run:
-        return _dry_run(sweep, store, args)
+    display = _Display(sweep.name)
     signals = _Signals()
     signals.install()
     try:
-        return _run(sweep, store, args, signals)
+        result = run_sweep(sweep, args.results, address=args.address, on_event=display.event,
+                           log=display.log, warn=_warn, max_runs=args.max_runs,
+                           hold_signals=signals.held)  # fmt: skip
+    except SweepError as exc:
+        display.close()
+        return fail(str(exc))
     except Interrupted as exc:
+        display.close()
         name = signal.Signals(exc.signum).name
         print(f"interrupted ({name}): every checkpoint written so far is kept; relaunch the "
               "same command to resume", file=sys.stderr)  # fmt: skip
         return 128 + exc.signum
     finally:
+        display.close()
         signals.restore()
+    if result.trained:
+        import resource
 
-
-def _run(sweep, store, args, signals: _Signals) -> int:
-    """cmd_run after validation: lock, Ray, train; a signal raises Interrupted out of it."""
-    from runner.spec import SpecError
-    from runner.store import StoreError
-
-    try:
-        runs = sweep.runs()
-    except ValueError as exc:  # a constraint across fields, checked when runs are built
-        return fail(f"{sweep.path}: config: {exc}")
-    from runner.launch import RayConnectError, SweepRunner, check_address
-
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
-    if address:  # a malformed or unreachable cluster is bad input: find out before any write
-        try:
-            check_address(address)
-        except RayConnectError as exc:
-            return fail(f"--address: {exc}")
-    existed = store.dir.exists()
-    try:
-        lock = store.lock()  # a second launch of this sweep stops here, at once
-    except StoreError as exc:
-        return fail(str(exc))
-    ray_started = cpus = None
-    try:
-        if address:
-            try:
-                ray_started, cpus = _timed_init(address, sweep.execution.num_cpus, signals)
-            except RayConnectError as exc:
-                _forget_new_dir(store, existed, lock)
-                return fail(f"--address: {exc}")
-        try:
-            store.init_sweep(sweep)
-        except SpecError as exc:
-            _forget_new_dir(store, existed, lock)
-            return fail(str(exc))
-        # what is left to train is known from disk: a finished sweep needs no Ray
-        runner = SweepRunner(sweep, store, cpus=1, log=_warn)
-        try:
-            todo = runner.prepare()
-        except StoreError as exc:
-            return fail(str(exc))
-        store.write_runs_csv_for(sweep)
-        resumed = sum(1 for r in todo if r.run_id in runner.ckpts)
-        print(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
-              f"{len(todo)} to train" + (f" (resuming {resumed} from checkpoints)" if resumed else "")
-              + f" -> {store.dir}")  # fmt: skip
-        if todo:
-            started, ray_started = ray_started, True  # shut down in any case from here
-            _train(sweep, store, runner, todo, started, cpus, signals)
-    except OSError as exc:  # a read-only or full disk, a vanished directory
-        where = f"{exc.filename}: " if exc.filename else ""
-        return fail(f"{where}{exc.strerror or exc}")
-    finally:
-        with signals.ignored():  # a second Ctrl-C must not cut the clean-up short
-            try:
-                store.write_runs_csv_for(sweep)
-            except (OSError, StoreError):
-                pass
-            if ray_started is not None:
-                import ray
-
-                ray.shutdown()
-            lock.release()
-    table = store.runs_table(sweep)
-    bad = [r for r in table if r["state"] in ("failed", "diverged")]
-    print(f"done: {sum(r['state'] == 'done' for r in table)} done, "
-          f"{sum(r['state'] == 'failed' for r in table)} failed, "
-          f"{sum(r['state'] == 'diverged' for r in table)} diverged; results in {store.dir}")  # fmt: skip
-    return EXIT_FAILED if bad else EXIT_OK
-
-
-def _train(sweep, store, runner, todo, ray_started, cpus, signals) -> None:
-    # import now what writing checkpoints needs later (torch, ~2 s of CPU), in the
-    # background while Ray starts rather than on two busy cores later; and a checkout
-    # edited while an overnight sweep runs must not break the driver's lazy imports mid-run
-    imports = threading.Thread(target=_import_checkpoint_writer, daemon=True)
-    imports.start()
-    if ray_started is None:
-        ray_started, cpus = _timed_init(None, sweep.execution.num_cpus, signals)
-    imports.join()
-    import a2c_core.engine  # noqa: F401  (raises here if the background import failed)
-
-    runner.cpus = cpus
-    print(f"ray started in {ray_started:.1f} s ({cpus} CPUs)")
-    print(f"training {len(todo)} runs on {runner.cpus} CPUs")
-    from rich.live import Live
-
-    live = Live(refresh_per_second=2, transient=False)
-    try:
-        with live:
-            plain = _PlainProgress(sweep, runner) if not live.console.is_terminal else None
-
-            def on_event(p) -> None:
-                live.update(_progress_table(p, sweep, store, runner))
-                if plain is not None:  # logs (ray job logs, nohup) get a line now and then
-                    plain.maybe_print(p, live.console)
-
-            runner.on_event = on_event
-            runner.log = live.console.print
-            t_train = time.perf_counter()
-            runner.execute(todo)
-            t_train = time.perf_counter() - t_train
-    finally:
-        if not live.console.is_terminal:
-            live.console.line()  # rich leaves the last render unterminated off a terminal
-    import resource
-
-    driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers = ", ".join(f"worker {m:.0f} MB" for m in runner.worker_rss_mb.values())
-    print(f"trained in {t_train:.1f} s (from the first pack submitted to the last result)")
-    print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
+        driver_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        workers = ", ".join(f"worker {m:.0f} MB" for m in result.worker_rss_mb.values())
+        print(f"trained in {result.train_s:.1f} s (from the first pack submitted to the last "
+              "result)")  # fmt: skip
+        print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
+    c = result.counts
+    print(f"done: {c['done']} done, {c['failed']} failed, {c['diverged']} diverged; "
+          f"results in {result.results_dir}")  # fmt: skip
+    return EXIT_FAILED if c["failed"] or c["diverged"] else EXIT_OK
 
 
 def _warn(line: str) -> None:
     print(f"a2c-sweep: warning: {line}", file=sys.stderr)
 
 
-def _forget_new_dir(store, existed: bool, lock) -> None:
-    """Bad input found after the lock was taken: leave no trace of a directory it created."""
-    lock.release()
-    if not existed:
-        (store.dir / ".lock").unlink(missing_ok=True)
-        try:
-            store.dir.rmdir()
-        except OSError:
-            pass
+class _Display:
+    """The live progress table on a terminal; off a terminal (``ray job logs``, ``nohup``)
+    also one plain line every 30 s. Started by the first progress event."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.live = None
+        self.plain: _PlainProgress | None = None
+
+    def event(self, p) -> None:
+        if self.live is None:
+            from rich.live import Live
+
+            self.live = Live(refresh_per_second=2, transient=False)
+            self.live.start()
+            self.plain = None if self.live.console.is_terminal else _PlainProgress(self.name)
+        self.live.update(_progress_table(p, self.name))
+        if self.plain is not None:
+            self.plain.maybe_print(p, self.live.console)
+
+    def log(self, line: str) -> None:
+        if self.live is None:
+            print(line, flush=True)
+        else:
+            self.live.console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self.live is not None:
+            live, self.live = self.live, None
+            live.stop()
+            if not live.console.is_terminal:
+                live.console.line()  # rich leaves the last render unterminated off a terminal
 
 
 class Interrupted(BaseException):
@@ -279,22 +204,26 @@ class Interrupted(BaseException):
 
 class _Signals:
     """SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread, so that
-    `kill`, systemd, Slurm and `ray job stop` stop a sweep as cleanly as Ctrl-C does. While
-    Ray starts they are held and raised once it has started (a half-started Ray cannot be
-    shut down cleanly); Ray's start installs its own handlers (glog's SIGTERM stack dump),
-    so ours are installed again after it."""
+    `kill`, systemd, Slurm and `ray job stop` stop a sweep as cleanly as Ctrl-C does; later
+    signals are ignored while it unwinds (the clean-up is never cut short). While Ray starts
+    they are held and raised once it has started (a half-started Ray cannot be shut down
+    cleanly); Ray's start may install its own handlers, so ours are installed again after."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.pending: int | None = None
         self.holding = False
+        self.fired = False
         self.saved = {s: signal.getsignal(s) for s in self.SIGNALS}
 
     def _handle(self, signum: int, frame) -> None:
+        if self.fired:
+            return
         if self.holding:
             self.pending = self.pending or signum
             return
+        self.fired = True
         raise Interrupted(signum)
 
     def install(self) -> None:
@@ -313,44 +242,16 @@ class _Signals:
         finally:
             self.holding = False
             self.install()
-            if self.pending is not None:
+            if self.pending is not None and not self.fired:
+                self.fired = True
                 raise Interrupted(self.pending)
 
-    @contextlib.contextmanager
-    def ignored(self):
-        for s in self.SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
-        try:
-            yield
-        finally:
-            self.install()
 
-
-def _import_checkpoint_writer() -> None:
-    try:
-        import torch  # noqa: F401
-
-        import a2c_core.engine  # noqa: F401
-    except Exception:  # the main thread imports again and reports it
-        pass
-
-
-def _timed_init(address, num_cpus, signals: _Signals):
-    from runner.launch import init_ray
-
-    t0 = time.perf_counter()
-    with signals.held():
-        cpus = init_ray(address, num_cpus)
-    return time.perf_counter() - t0, cpus
-
-
-def _eta(p, runner) -> tuple[float, float, float]:
+def _eta(p) -> tuple[float, float, float]:
     """(elapsed s, env steps/s, ETA s) of this launch."""
     elapsed = time.monotonic() - p.started
     rate = p.env_steps / elapsed if elapsed > 0 else 0.0
-    if not hasattr(runner, "_epochs_at_start"):
-        runner._epochs_at_start = p.epochs_done
-    done_now = p.epochs_done - runner._epochs_at_start
+    done_now = p.epochs_done - p.epochs_at_start
     remaining = p.total_epochs - p.epochs_done
     eta = remaining * elapsed / done_now if done_now > 0 else float("nan")
     return elapsed, rate, eta
@@ -359,38 +260,35 @@ def _eta(p, runner) -> tuple[float, float, float]:
 class _PlainProgress:
     """One plain progress line every ``every_s`` seconds when output is not a terminal."""
 
-    def __init__(self, sweep, runner, every_s: float = 30.0):
-        self.sweep, self.runner, self.every_s = sweep, runner, every_s
+    def __init__(self, name: str, every_s: float = 30.0):
+        self.name, self.every_s = name, every_s
         self.last = time.monotonic()
 
     def maybe_print(self, p, console) -> None:
         if time.monotonic() - self.last < self.every_s:
             return
         self.last = time.monotonic()
-        elapsed, rate, eta = _eta(p, self.runner)
+        elapsed, rate, eta = _eta(p)
         console.print(
-            f"[{_fmt_eta(elapsed)}] {self.sweep.name}: epochs {p.epochs_done}/{p.total_epochs}, "
+            f"[{_fmt_eta(elapsed)}] {self.name}: epochs {p.epochs_done}/{p.total_epochs}, "
             f"runs {p.done} done / {p.running} running / {p.failed} failed / {p.diverged} diverged, "
             f"{rate:,.0f} env steps/s, ETA {_fmt_eta(eta)}",
             soft_wrap=True, markup=False, highlight=False,  # one greppable line in any log
         )  # fmt: skip
 
 
-def _progress_table(p, sweep, store, runner):
+def _progress_table(p, name: str):
     from rich.table import Table
 
-    elapsed, rate, eta = _eta(p, runner)
-    best = max(((v, k) for k, v in runner.last_return.items()), default=None)
+    elapsed, rate, eta = _eta(p)
     t = Table.grid(padding=(0, 2))
-    t.add_row(f"[bold]{sweep.name}", f"runs {p.done + p.failed + p.diverged}/{p.total_runs} finished",
+    t.add_row(f"[bold]{name}", f"runs {p.done + p.failed + p.diverged}/{p.total_runs} finished",
               f"running {p.running}", f"failed {p.failed}", f"diverged {p.diverged}")  # fmt: skip
     pct = 100.0 * p.epochs_done / max(1, p.total_epochs)
     t.add_row(f"epochs {p.epochs_done}/{p.total_epochs} ({pct:.0f}%)", f"{rate:,.0f} env steps/s",
               f"elapsed {_fmt_eta(elapsed)}", f"ETA {_fmt_eta(eta)}", "")  # fmt: skip
-    if best:
-        r = runner.run_by_id[best[1]]
-        label = ", ".join(f"{a}={b}" for a, b in r.swept.items())
-        t.add_row(f"best latest return {best[0]:.1f}", f"{label} seed={r.seed}", "", "", "")
+    if p.best:
+        t.add_row(f"best latest return {p.best[0]:.1f}", p.best[1], "", "", "")
     return t
 
 
@@ -498,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="print the expansion and exit")
     p.add_argument("--show", type=int, default=5, help="rows shown by --dry-run")
+    from runner.api import MAX_RUNS  # (imports neither torch nor ray)
+
     p.add_argument("--max-runs", type=int, default=MAX_RUNS,
                    help=f"refuse a grid of more runs than this (default {MAX_RUNS:,})")  # fmt: skip
     p.set_defaults(func=cmd_run)
@@ -506,19 +406,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", help="RESULTS/NAME")
     p.set_defaults(func=cmd_status)
 
-    try:
-        from analysis.cli import register
-    except ImportError:
-        register = None
-    if register is not None:
-        register(sub)
+    from analysis.cli import register  # a broken analysis install fails loudly, not silently
+
+    register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `a2c-sweep ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

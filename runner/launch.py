@@ -380,7 +380,9 @@ class Progress:
     epochs_done: int = 0
     env_steps: int = 0
     started: float = field(default_factory=time.monotonic)
+    epochs_at_start: int = 0  # epochs already done when this launch began (for the ETA)
     best: tuple[float, str] | None = None
+    """(latest mean return, "param=value, ... seed=S") of the run with the highest one."""
 
 
 class SweepRunner:
@@ -398,6 +400,7 @@ class SweepRunner:
         self.last_return: dict[str, float] = {}
         self.steps_seen: dict[str, int] = {}
         self.worker_rss_mb: dict[int, float] = {}  # worker pid -> peak RSS
+        self.train_s = 0.0  # wall time of execute(), set by the caller
         self.prog: Progress | None = None
 
     # -------------------------------------------------------------- preparation
@@ -498,6 +501,7 @@ class SweepRunner:
             if st:
                 setattr(prog, st["state"], getattr(prog, st["state"]) + 1)
             prog.epochs_done += r.config.epochs if st else self.epochs.get(r.run_id, 0)
+        prog.epochs_at_start = prog.epochs_done
         live: list[Pack] = []
         for members in make_packs(todo, self.cpus, self.sweep.execution.pack_size):
             self._start_pack(members, live)
@@ -525,6 +529,7 @@ class SweepRunner:
                 self._handle(pack, msg, prog, live, pending_rows, flush_rows)
             flush_rows()
             self._rebalance(live)
+            prog.best = self._best_latest()
             self.on_event(prog)
         prog.running = 0
         self.on_event(prog)
@@ -604,6 +609,13 @@ class SweepRunner:
         if kind in ("closed", "lost", "error") and not pack.unfinished and pack in live:
             live.remove(pack)
             self._forget_release(pack)
+
+    def _best_latest(self) -> tuple[float, str] | None:
+        best = max(((v, k) for k, v in self.last_return.items()), default=None)
+        if best is None:
+            return None
+        r = self.run_by_id[best[1]]
+        return best[0], ", ".join(f"{a}={b}" for a, b in r.swept.items()) + f" seed={r.seed}"
 
     def _rebalance(self, live: list[Pack]) -> None:
         """Ask :meth:`release_candidate` to stop at its epoch's end (Ray internal KV)."""

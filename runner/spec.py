@@ -370,17 +370,33 @@ def _parse_execution(value: Any, err: Callable[[str, str], NoReturn]) -> Executi
     return Execution(**out)
 
 
-def load_spec(path: str | Path) -> Sweep:
-    """Read and strictly validate a sweep YAML file. Raises :class:`SpecError`."""
-    path = Path(path)
-
-    def err(key: str, problem: str) -> NoReturn:
-        raise SpecError(f"{path}: {key}: {problem}")
-
+def load_spec(source: str | Path | Mapping[str, Any] | Sweep) -> Sweep:
+    """Read and strictly validate a sweep: a YAML file's path, or the same content as a
+    mapping (``{"name": ..., "grid": {...}, "seeds": [...]}``; errors then name
+    ``<dict>``). A :class:`Sweep` is returned as it is. Raises :class:`SpecError`."""
+    if isinstance(source, Sweep):
+        return source
+    if isinstance(source, Mapping):
+        path = Path("<dict>")
+        try:
+            text = yaml.safe_dump(json.loads(json.dumps(dict(source))), sort_keys=False)
+        except (TypeError, ValueError, yaml.YAMLError) as exc:
+            raise SpecError(
+                f"{path}: not plain data (numbers, strings, lists, mappings): {exc}"
+            ) from None
+        return _parse(text, path)
+    path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read: {exc}") from None
+    return _parse(text, path)
+
+
+def _parse(text: str, path: Path) -> Sweep:
+    def err(key: str, problem: str) -> NoReturn:
+        raise SpecError(f"{path}: {key}: {problem}")
+
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:

@@ -16,5 +16,6 @@ $A run sweeps/swingup_fine.yaml --results $R              #    and the finer gri
 for name in cartpole-v0-grid swingup swingup-grid swingup-grid-refined; do
     $A analyze $R/$name --top 10
 done
+.venv/bin/python results/reference/make_policies.py                # the best runs' policies (gif --best)
 $A gif --best $R/cartpole-v0-grid -o docs/cartpole_best.gif --deterministic
 $A gif --best $R/swingup -o docs/swingup_best.gif --deterministic

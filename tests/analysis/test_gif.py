@@ -51,3 +51,23 @@ def test_missing_or_corrupt_policy(tmp_path: Path) -> None:
     with pytest.raises(AnalysisError, match="policy.pt: cannot read"):
         record_gif(tmp_path / "run", tmp_path / "a.gif")
     assert not (tmp_path / "a.gif").exists()
+
+
+@pytest.mark.parametrize("experiment", ["cartpole-v0-grid", "swingup"])
+def test_gif_best_works_on_the_published_reference_results(tmp_path: Path, experiment: str):
+    """The reference results ship their best runs' policy.pt (results/reference/
+    make_policies.py), so the docs' `gif --best` commands work on a fresh clone."""
+    import subprocess
+    import sys
+
+    ref = Path(__file__).resolve().parents[2] / "results" / "reference" / experiment
+    out = tmp_path / "best.gif"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner.cli", "gif", "--best", str(ref), "-o", str(out),
+         "--episodes", "1", "--max-steps", "30", "--deterministic"],
+        capture_output=True, text=True, timeout=110,
+        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "best run: " in proc.stdout
+    assert out.read_bytes()[:6] in (b"GIF87a", b"GIF89a")

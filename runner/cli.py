@@ -260,7 +260,12 @@ def _eta(p) -> tuple[float, float, float]:
 class _PlainProgress:
     """One plain progress line every ``every_s`` seconds when output is not a terminal."""
 
-    def __init__(self, name: str, every_s: float = 30.0):
+    def __init__(self, name: str, every_s: float | None = None):
+        if every_s is None:
+            try:
+                every_s = float(os.environ.get("A2C_SWEEP_PROGRESS_EVERY_S", "30"))
+            except ValueError:
+                every_s = 30.0
         self.name, self.every_s = name, every_s
         self.last = time.monotonic()
 

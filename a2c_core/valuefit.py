@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -236,6 +237,47 @@ def kernel_dir() -> Path:
     return Path(os.environ.get("A2C_SWEEP_KERNEL_DIR", default))
 
 
+_WARMING = "A2C_SWEEP_KERNEL_WARMING"
+
+
+def _warm_in_subprocess(d: int, marker: Path) -> None:
+    """Compile the kernels of observation size d into numba's on-disk cache in a child
+    process, so that every process, this one included, runs the kernels loaded from that
+    cache. A kernel compiled in the process that uses it rounds differently from the same
+    kernel loaded from the cache (measured: the first run on a cold cache differed from
+    every later one from epoch 1), which would make a run's numbers depend on whether it
+    was the first on its machine."""
+    env = {**os.environ, _WARMING: "1"}
+    code = f"from a2c_core.valuefit import _warm; _warm({d})"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              timeout=600, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        warnings.warn(f"value-fit kernel: cannot warm numba's cache ({exc})", RuntimeWarning,
+                      stacklevel=3)  # fmt: skip
+        return
+    if done.returncode == 0:
+        marker.touch()
+    else:
+        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        warnings.warn(f"value-fit kernel: cannot warm numba's cache ({last[0]})",
+                      RuntimeWarning, stacklevel=3)  # fmt: skip
+
+
+def _warm(d: int) -> None:
+    """Call every kernel of observation size d once per dtype (compiles and caches them)."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        p = init_value_params(d, 8, rng, dtype)
+        m = {k: np.zeros_like(a) for k, a in p.items()}
+        v = {k: np.zeros_like(a) for k, a in p.items()}
+        x = rng.standard_normal((5, d)).astype(dtype)
+        y = rng.standard_normal(5).astype(dtype)
+        value_forward(x, p)
+        value_grad(x, y, p)
+        value_fit(x, y, p, m, v, 0, 1e-3, 1)
+
+
 def _cached_text(path: Path) -> str | None:
     """The cached kernel file's text (None when missing or unreadable). It is compared with
     the generated source, whose digest names the file, before it is ever imported."""
@@ -254,12 +296,17 @@ def _kernels(d: int) -> ModuleType:
     folder = kernel_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"valuefit_d{d}_{digest}.py"
+    marker = folder / f"{path.stem}.warm"
     if _cached_text(path) != source:  # missing, cut or tampered with: (re)write it before
-        # importing (atomic: concurrent workers write identical content)
+        # importing (atomic: concurrent workers write identical content); numba's cache of
+        # the old file is stale now, so warm it again
+        marker.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".py")
         with os.fdopen(fd, "w") as f:
             f.write(source)
         os.replace(tmp, path)
+    if not marker.exists() and not os.environ.get(_WARMING):
+        _warm_in_subprocess(d, marker)
     spec = importlib.util.spec_from_file_location(f"_a2c_valuefit_d{d}_{digest}", path)
     module = importlib.util.module_from_spec(spec)
     # numba's on-disk cache re-imports the defining module by name: make it importable

@@ -114,3 +114,30 @@ def test_tampered_kernel_cache_is_never_imported(tmp_path):
     assert again.returncode == 0, again.stderr
     assert not marker.exists()
     assert path.read_text() == source
+
+
+def test_first_run_on_a_cold_kernel_cache_equals_later_runs(tmp_path):
+    """A numba kernel compiled in the process that runs it rounds differently from the same
+    kernel loaded from numba's cache; the kernels are therefore compiled into the cache by a
+    child process and always loaded from it: the first run on a machine (cold cache) gives
+    bitwise the numbers of every later run."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "A2C_SWEEP_KERNEL_DIR": str(tmp_path / "kernels")}
+    code = (
+        "import hashlib; from a2c_core import A2CConfig, train_pack; "
+        "cfgs = [A2CConfig(num_envs=4, steps_per_epoch=1000, value_iters=80, epochs=3, "
+        "policy_lr=lr) for lr in (0.1, 0.01)]; "
+        "rows = [repr({k: v for k, v in r.row().items() if k != 'wall_s'}) "
+        "for r in train_pack(cfgs, [1, 2])]; "
+        "print(hashlib.sha256(''.join(rows).encode()).hexdigest())"
+    )
+    digests = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        digests.append(out.stdout.strip())
+    assert digests[0] == digests[1]

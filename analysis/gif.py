@@ -215,18 +215,9 @@ def record_gif(
         "<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0
     )
     check_output(out)  # again: recording took a while
-    tmp, created = out.with_name(f".{out.name}.{os.getpid()}.tmp"), False
-    try:
-        with open(tmp, "xb") as f:  # "x": never someone else's file
-            created = True
-            f.write(encoded)
-        os.replace(tmp, out)
-        created = False
-    except OSError as exc:
-        raise AnalysisError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if created:
-            tmp.unlink(missing_ok=True)
+    from analysis.output import write_new
+
+    write_new(out, encoded)
     return Recording(
         path=out,
         returns=[ep.total for ep in played],

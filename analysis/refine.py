@@ -333,22 +333,15 @@ def write_refined(
     )
     text = to_yaml(refinement, str(results))
     check_output(out, results, force=force)  # again: the ranking took a while
-    tmp, created = out.with_name(f".{out.name}.{os.getpid()}.tmp"), False
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:  # "x": never someone else's file
-            created = True
-            f.write(text)
+    from analysis.output import write_new
+
+    def validate(tmp: Path) -> None:
         try:
             load_spec(tmp)
         except SpecError as exc:
             raise AnalysisError(f"refined sweep does not validate: {exc}") from None
-        os.replace(tmp, out)
-        created = False
-    except OSError as exc:
-        raise AnalysisError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if created:
-            tmp.unlink(missing_ok=True)
+
+    write_new(out, text.encode("utf-8"), validate)
     return out, refinement
 
 

@@ -25,7 +25,6 @@ pid, never with ``ray stop``.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import re
@@ -37,12 +36,22 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from test_launch import (
+    LONG,
+    LONG_EPOCHS,
+    child_env,
+    free_port,
+    read_rows,
+    row_count,
+    wait_for,
+    without_wall,
+)
 
 from runner.spec import load_spec
 
@@ -50,67 +59,11 @@ BIN = Path(sys.executable).parent
 A2C_SWEEP = BIN / "a2c-sweep"
 RAY = BIN / "ray"
 
-# test_launch.py's LONG sweep: 4 runs of 300 epochs in 2 packs, 10-25 s of training on the
-# 2 one-CPU nodes here
-EPOCHS = 300
-LONG = {
-    "name": "long",
-    "env": "CartPole-v0",
-    "num_envs": 4,
-    "steps_per_epoch": 1000,
-    "value_iters": 80,
-    "epochs": EPOCHS,
-    "grid": {"policy_lr": [0.1, 0.01]},
-    "seeds": [1, 2],
-    "execution": {"checkpoint_every_s": 0.2},
-}
+EPOCHS = LONG_EPOCHS  # test_launch.py's LONG sweep: 4 runs of 300 epochs in 2 packs
 PLAIN_PROGRESS_EVERY_S = 2  # A2C_SWEEP_PROGRESS_EVERY_S of the jobs (the CLI's default is 30)
 
 
 # --------------------------------------------------------------------------- helpers
-# (the small helpers of test_launch.py, copied: tests/ is not a package)
-
-RAY_CLUSTER_VARS = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a child: no inherited cluster address or auth settings."""
-    env = {k: v for k, v in os.environ.items() if k not in RAY_CLUSTER_VARS}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def without_wall(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
-
-
-def row_count(path: Path) -> int:
-    """Complete data rows of a returns.csv being written (0 when missing)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return 0
-    return max(0, data.count(b"\n") - 1)
 
 
 def run_state(run_dir: Path) -> str | None:

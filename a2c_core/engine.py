@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from a2c_core.config import RETURN_COLUMNS, A2CConfig
-from a2c_core.envs.base import make_pack_env
+from a2c_core.envs import make_pack_env
 from a2c_core.fused import make_fused_rollout
 from a2c_core.gae import compute_gae, discounted_returns
 from a2c_core.policies import adam_step, make_policy
+from a2c_core.results import to_torch
 from a2c_core.valuefit import init_value_params, value_fit, value_forward
 
 CHECKPOINT_FORMAT = 1
@@ -96,21 +97,6 @@ def _to_tensors(arrays: dict[str, np.ndarray]) -> dict:
     """Copies of the arrays. Checkpoints and policy states stay numpy in memory, so a
     worker never imports torch; :func:`to_torch` turns them into tensors for torch.save."""
     return {k: np.array(v, copy=True) for k, v in arrays.items()}
-
-
-def to_torch(obj: Any) -> Any:
-    """A checkpoint or policy state with every numpy array replaced by a torch tensor (what
-    checkpoint.pt and policy.pt hold: ``torch.load(..., weights_only=True)`` reads them)."""
-    import torch
-
-    if isinstance(obj, np.ndarray):
-        ok = obj.flags.c_contiguous and obj.flags.writeable  # Ray hands out read-only arrays
-        return torch.from_numpy(obj if ok else obj.copy())  # copy() keeps 0-d arrays 0-d
-    if isinstance(obj, dict):
-        return {k: to_torch(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(to_torch(v) for v in obj)
-    return obj
 
 
 def _from_tensors(tensors: dict) -> dict[str, np.ndarray]:

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from a2c_core.config import INT_RETURN_COLUMNS, RETURN_COLUMNS
+from a2c_core.results import PENDING
+from a2c_core.results import STATES as RESULT_STATES
 
 __all__ = [
     "ID_COLUMNS",
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 INT_COLUMNS = INT_RETURN_COLUMNS
-STATES = ("done", "running", "pending", "diverged", "failed")
+STATES = (*RESULT_STATES, PENDING)
 """run states in the frame: status.json's four, plus ``pending`` (no status yet)."""
 ID_COLUMNS = ("run_id", "config", "config_id", "seed", "state")
 """columns of :func:`load`'s frame that are neither swept parameters nor returns.csv columns."""
@@ -289,7 +291,7 @@ def _runs_from_dirs(results: Path) -> tuple[list[str], list[dict[str, Any]]]:
     params: list[str] | None = None
     sweep_yaml = results / "sweep.yaml"
     if sweep_yaml.is_file():
-        from runner.spec import SpecError, load_spec
+        from a2c_core.spec import SpecError, load_spec
 
         try:
             params = list(load_spec(sweep_yaml).grid)

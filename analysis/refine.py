@@ -17,7 +17,7 @@ For each swept parameter:
 
 Every top-K configuration's own values are kept exactly, so the best configuration is a point
 of the new grid. New seeds by default: ``{count, start}`` starting after the largest old seed.
-The name is ``<old>-refined``; the file is checked with :func:`runner.spec.load_spec` before
+The name is ``<old>-refined``; the file is checked with :func:`a2c_core.spec.load_spec` before
 it is moved to ``out``, which must not exist yet (``force``: replace it) and is never a file
 of the results directory itself.
 """
@@ -201,13 +201,13 @@ def refine(
 ) -> Refinement:
     """The follow-up sweep around the top-``top`` configurations of ``table``.
 
-    ``sweep`` is the old :class:`runner.spec.Sweep`, ``scores`` / ``table`` the frames of
+    ``sweep`` is the old :class:`a2c_core.spec.Sweep`, ``scores`` / ``table`` the frames of
     :func:`analysis.aggregate.final_scores` / :func:`analysis.aggregate.ranking`. ``seeds``
     sets the number of new seeds (default: as many as before); ``same_seeds`` reuses the old
     seed list instead.
     """
     from a2c_core.config import FIELD_TYPES
-    from runner.spec import MAX_SEED
+    from a2c_core.spec import MAX_SEED
 
     ranked = table[table["iqm"].notna()]
     if ranked.empty:
@@ -309,9 +309,9 @@ def write_refined(
 
     ``out`` is checked before anything is loaded (:func:`check_output`): an existing file is
     replaced only with ``force``. The file appears whole or not at all."""
+    from a2c_core.spec import SpecError, load_spec
     from analysis.aggregate import final_scores, ranking
     from analysis.load import load
-    from runner.spec import SpecError, load_spec
 
     results = Path(results_dir)
     out = Path(out)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.spec import Sweep
+from a2c_core.spec import Sweep
 
 __all__ = ["MAX_RUNS", "SweepError", "SweepResult", "run_sweep"]
 
@@ -90,8 +90,8 @@ def run_sweep(
         SweepError: bad input of any kind, before anything is written where possible.
         KeyboardInterrupt: as raised (checkpoints kept; Ray stopped if this call started it).
     """
+    from a2c_core.spec import SpecError, load_spec
     from runner.launch import RayConnectError, SweepRunner, check_address
-    from runner.spec import SpecError, load_spec
     from runner.store import Store, StoreError
 
     t0 = time.monotonic()

@@ -98,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------- run
 def _load(path: str):
-    from runner.spec import SpecError, load_spec
+    from a2c_core.spec import SpecError, load_spec
 
     try:
         return load_spec(path), None
@@ -325,7 +325,7 @@ def _dry_run(sweep, store, args) -> int:
 
 # ----------------------------------------------------------------------------------- status
 def cmd_status(args: argparse.Namespace) -> int:
-    from runner.spec import SpecError
+    from a2c_core.spec import SpecError
     from runner.store import Store
 
     path = Path(args.results_dir)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.spec import RunSpec, Sweep
+from a2c_core.spec import RunSpec, Sweep
 from runner.store import FINISHED_STATES, Store, contiguous_epochs
 
 MAX_LOSSES = 3  # resubmissions of one pack after worker/node deaths before its runs fail

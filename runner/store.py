@@ -43,8 +43,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from a2c_core.config import INT_RETURN_COLUMNS, RETURN_COLUMNS, A2CConfig
-from runner.spec import SpecError, Sweep, check_compatible, check_name, load_spec
+from a2c_core.config import A2CConfig
+from a2c_core.results import (
+    FINISHED_STATES,
+    INT_RETURN_COLUMNS,
+    PENDING,
+    RETURN_COLUMNS,
+    STATES,
+    contiguous_epochs,
+    to_torch,
+)
+from a2c_core.spec import SpecError, Sweep, check_compatible, check_name, load_spec
 
 __all__ = [
     "FINISHED_STATES",
@@ -58,10 +67,6 @@ __all__ = [
     "SweepLockedError",
 ]
 
-STATES = ("running", "done", "failed", "diverged")
-FINISHED_STATES = frozenset({"done", "failed", "diverged"})
-PENDING = "pending"
-"""state written to runs.csv for a run with no (readable) status.json."""
 
 _RUN_ID_RE = re.compile(r"[0-9a-f]{8,64}\Z")
 _TMP_PREFIX = ".tmp-"
@@ -151,16 +156,6 @@ def _is_real_dir(path: Path) -> bool:
         return stat.S_ISDIR(os.lstat(path).st_mode)
     except OSError:
         return False
-
-
-def contiguous_epochs(rows: Sequence[Mapping[str, Any]]) -> int:
-    """k such that rows[:k] hold epochs 1..k in order (the rows a resume can trust)."""
-    k = 0
-    for row in rows:
-        if row["epoch"] != k + 1:
-            break
-        k += 1
-    return k
 
 
 def _fsync_dir(path: Path) -> None:
@@ -701,9 +696,7 @@ class Store:
     def _write_torch(self, path: Path, obj: Any) -> None:
         import torch
 
-        from a2c_core.engine import to_torch  # workers send numpy; files hold tensors
-
-        obj = to_torch(obj)
+        obj = to_torch(obj)  # workers send numpy; files hold tensors
         _atomic_write(path, lambda f: torch.save(obj, f))
 
     def write_checkpoint(self, run_id: str, state: Mapping[str, Any]) -> None:

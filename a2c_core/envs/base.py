@@ -228,18 +228,3 @@ class GymnasiumPackEnv(PackEnv):
         assert self._obs is not None
         self._obs[run * n : (run + 1) * n] = self._reset_run(run)
         self._dummy_next[run * n : (run + 1) * n] = False
-
-
-def make_pack_env(
-    env_id: str, num_runs: int, num_envs: int, rngs: list[np.random.Generator]
-) -> PackEnv:
-    """The fastest pack env for ``env_id``: the project's own numpy vector envs for CartPole
-    and CartPoleSwingUp, gymnasium's sync vector env (NEXT_STEP autoreset) otherwise."""
-    from a2c_core.envs.cartpole import CARTPOLE_IDS, CartPolePackEnv
-    from a2c_core.envs.swingup import SWINGUP_IDS, SwingUpPackEnv
-
-    if env_id in CARTPOLE_IDS:
-        return CartPolePackEnv(env_id, num_runs, num_envs, rngs)
-    if env_id in SWINGUP_IDS:
-        return SwingUpPackEnv(env_id, num_runs, num_envs, rngs)
-    return GymnasiumPackEnv(env_id, num_runs, num_envs, rngs)

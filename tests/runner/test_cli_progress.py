@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import time
-from types import SimpleNamespace
 
 from rich.console import Console
 
@@ -15,11 +14,9 @@ from runner.launch import Progress
 def test_plain_progress_is_one_line_even_in_a_narrow_log() -> None:
     out = io.StringIO()
     console = Console(file=out, width=40, force_terminal=False)
-    sweep = SimpleNamespace(name="cartpole-v0-grid")
     prog = Progress(total_runs=180, total_epochs=18000, done=3, running=177, epochs_done=9000,
                     env_steps=291_000_000, started=time.monotonic() - 300)  # fmt: skip
-    runner = SimpleNamespace(_epochs_at_start=0)
-    plain = _PlainProgress(sweep, runner, every_s=0.0)
+    plain = _PlainProgress("cartpole-v0-grid", every_s=0.0)
     plain.maybe_print(prog, console)
     lines = out.getvalue().splitlines()
     assert len(lines) == 1, lines
@@ -30,3 +27,10 @@ def test_plain_progress_is_one_line_even_in_a_narrow_log() -> None:
     plain.every_s = 3600.0
     plain.maybe_print(prog, console)  # too soon for another line
     assert len(out.getvalue().splitlines()) == 1
+
+
+def test_plain_progress_interval_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("A2C_SWEEP_PROGRESS_EVERY_S", "2.5")
+    assert _PlainProgress("x").every_s == 2.5
+    monkeypatch.setenv("A2C_SWEEP_PROGRESS_EVERY_S", "soon")
+    assert _PlainProgress("x").every_s == 30.0

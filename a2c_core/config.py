@@ -117,5 +117,3 @@ FIELD_TYPES: dict[str, type] = {
     "value_target": str,
     "dtype": str,
 }
-
-FIELD_DOCS: dict[str, str] = {}

@@ -93,9 +93,10 @@ def _nonfinite(value_loss: float, policy_loss: float, policy: dict, value: dict)
     return None
 
 
-def _to_tensors(arrays: dict[str, np.ndarray]) -> dict:
-    """Copies of the arrays. Checkpoints and policy states stay numpy in memory, so a
-    worker never imports torch; :func:`to_torch` turns them into tensors for torch.save."""
+def _copy_arrays(arrays: dict[str, np.ndarray]) -> dict:
+    """Copies of the arrays (numpy, not tensors). Checkpoints and policy states stay numpy in
+    memory, so a worker never imports torch; :func:`a2c_core.results.to_torch` turns them
+    into tensors when the driver saves them."""
     return {k: np.array(v, copy=True) for k, v in arrays.items()}
 
 
@@ -333,22 +334,22 @@ def train_pack(
                     "seed": seeds[p],
                     "epoch": epoch[p],
                     "env_steps": env_steps[p],
-                    "policy": _to_tensors({k: pol[k][p] for k in pol}),
-                    "policy_m": _to_tensors(pol_m[p]),
-                    "policy_v": _to_tensors(pol_v[p]),
+                    "policy": _copy_arrays({k: pol[k][p] for k in pol}),
+                    "policy_m": _copy_arrays(pol_m[p]),
+                    "policy_v": _copy_arrays(pol_v[p]),
                     "policy_step": pol_step[p],
-                    "value": _to_tensors(val[p]),
-                    "value_m": _to_tensors(val_m[p]),
-                    "value_v": _to_tensors(val_v[p]),
+                    "value": _copy_arrays(val[p]),
+                    "value_m": _copy_arrays(val_m[p]),
+                    "value_v": _copy_arrays(val_v[p]),
                     "value_step": val_step[p],
                     "rng_env": rngs[p][1].bit_generator.state,
                     "rng_action": rngs[p][2].bit_generator.state,
-                    "env": _to_tensors(
+                    "env": _copy_arrays(
                         {**env.get_state(p), **(fused.get_state(p) if fused is not None else {})}
                     ),
-                    "obs": _to_tensors({"o": obs[cols]})["o"],
-                    "ep_return": _to_tensors({"r": ep_ret[cols]})["r"],
-                    "ep_length": _to_tensors({"l": ep_len[cols]})["l"],
+                    "obs": _copy_arrays({"o": obs[cols]})["o"],
+                    "ep_return": _copy_arrays({"r": ep_ret[cols]})["r"],
+                    "ep_length": _copy_arrays({"l": ep_len[cols]})["l"],
                     "diverged": rec.diverged,
                 }
         ret_buf[:] = 0.0
@@ -426,7 +427,7 @@ def train(
 def policy_state(config: A2CConfig, seed: int, params: dict) -> dict:
     """What policy.pt holds: enough to rebuild and run the policy (gif, evaluation)."""
     return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "seed": int(seed),
-            "params": _to_tensors(params)}  # fmt: skip
+            "params": _copy_arrays(params)}  # fmt: skip
 
 
 __all__ = ["EpochRecord", "RETURN_COLUMNS", "train", "train_pack", "policy_state", "to_torch"]

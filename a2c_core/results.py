@@ -23,6 +23,7 @@ __all__ = [
     "STATES",
     "STATUS",
     "SWEEP_YAML",
+    "code_version",
     "contiguous_epochs",
     "to_torch",
 ]
@@ -62,3 +63,47 @@ def to_torch(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return type(obj)(to_torch(v) for v in obj)
     return obj
+
+
+def code_version() -> str:
+    """The package version, plus the git commit of the checkout it runs from when there is
+    one (``0.1.0+g1a2b3c4``, ``-dirty`` when the work tree has uncommitted changes)."""
+    return _code_version()
+
+
+def _git(*args: str) -> str | None:
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                             timeout=10, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _read_code_version() -> str:
+    from importlib import metadata
+
+    try:
+        version = metadata.version("a2c-sweep")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    commit = _git("rev-parse", "--short=12", "HEAD")
+    if commit is None:
+        return version
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return f"{version}+g{commit}" + ("-dirty" if dirty else "")
+
+
+_CACHE: list[str] = []
+
+
+def _code_version() -> str:
+    if not _CACHE:
+        _CACHE.append(_read_code_version())
+    return _CACHE[0]

@@ -133,7 +133,7 @@ def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def _last_fraction(count: int, fraction: float) -> int:
-    # round first: 30 * 0.1 is 3.0000000000000004 in floating point
+    # round first: 100 * 0.07 is 7.000000000000001 in floating point (ceil would give 8)
     return max(1, math.ceil(round(count * fraction, 9)))
 
 

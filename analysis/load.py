@@ -496,11 +496,6 @@ def _run_row_problems(run_dir: Path) -> list[str]:
     return found
 
 
-def config_order(frame: pd.DataFrame) -> list[str]:
-    """Configuration labels in the order they first appear (grid order for :func:`load`)."""
-    return list(dict.fromkeys(frame["config"]))
-
-
 def config_params(frame: pd.DataFrame, params: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per configuration: ``config`` and the parameter values, in frame order."""
     params = list(param_columns(frame) if params is None else params)

@@ -375,8 +375,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------- main
+class _Version(argparse.Action):
+    """--version: the package version and the git commit of this checkout (read only when
+    asked for)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from a2c_core.results import code_version
+
+        print(f"a2c-sweep {code_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="a2c-sweep", description=__doc__)
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one run with a live progress display")

@@ -50,6 +50,7 @@ from a2c_core.results import (
     PENDING,
     RETURN_COLUMNS,
     STATES,
+    code_version,
     contiguous_epochs,
     to_torch,
 )
@@ -295,7 +296,7 @@ def _tail_is_clean(path: Path) -> bool:
 def _installed_versions() -> tuple[tuple[str, str | None], ...]:
     """Package versions recorded in each config.json, read once per process (importlib.metadata
     scans site-packages: ~7 ms per call, 1.3 s for a 180-run sweep)."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version(), "code": code_version()}
     for name in _VERSION_PACKAGES:
         try:
             out[name] = metadata.version(name)

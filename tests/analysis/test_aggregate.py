@@ -65,7 +65,7 @@ def test_bootstrap_ci_degenerate_inputs() -> None:
     [
         ([1.0] * 9 + [5.0], 5.0),  # 10 epochs: the last one
         ([1.0] * 9 + [5.0, 7.0], 6.0),  # 11 epochs: ceil(1.1) = 2
-        ([0.0] * 27 + [3.0, 6.0, 9.0], 6.0),  # 30 epochs: 3 (not ceil(3.0000000000000004))
+        ([0.0] * 27 + [3.0, 6.0, 9.0], 6.0),  # 30 epochs: the last 3
         ([2.0, 4.0], 4.0),  # 2 epochs: at least one
         ([0.0] * 18 + [5.0, math.nan], 5.0),  # NaN epochs skipped
         ([1.0] * 18 + [math.nan, math.nan], math.nan),  # nothing left

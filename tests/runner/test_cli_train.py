@@ -45,3 +45,13 @@ def test_train_bad_values_exit_2_with_one_line(args, key, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0]
     assert not out.exists()
+
+
+def test_version_names_the_package_and_the_commit() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "runner.cli", "--version"], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("a2c-sweep 0.") and "+g" in out.stdout, out.stdout

@@ -174,6 +174,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return fail(f"--metric: {metric!r} is not a returns.csv column ({', '.join(numeric)})")
     if frame["epoch"].notna().sum() == 0:
         return fail(f"{results}: nothing to analyze yet: no run has recorded an epoch")
+    edges = _bin_edges(args.bins, results)  # every option checked before any file is written
+    if isinstance(edges, int):
+        return edges
     name = frame.attrs.get("name", results.name)
     scores = aggregate.final_scores(frame, metric)
     table = aggregate.ranking(scores, seed=args.seed)
@@ -200,9 +203,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         table.attrs.update(attrs, threshold=threshold)
         _write_text(out_dir / "ranking.csv", table.to_csv(index=False))
         _write_text(out_dir / "ranking.md", ranking_markdown(table, name=name, metric=metric))
-    edges = _bin_edges(args.bins, results)
-    if isinstance(edges, int):
-        return edges
     outcomes = aggregate.outcome_bins(scores, edges) if edges else None
     if outcomes is not None:
         path = out_dir / "outcomes.csv"

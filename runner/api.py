@@ -125,6 +125,7 @@ def run_sweep(
     ray = _RaySession(address, sweep.execution.num_cpus, hold)
     runner = None
     todo: list = []
+    initialized = False
     try:
         if address:
             try:
@@ -137,6 +138,7 @@ def run_sweep(
         except SpecError as exc:
             _forget_new_dir(store, existed, lock)
             raise SweepError(str(exc)) from None
+        initialized = True
         # what is left to train is known from disk: a finished sweep needs no Ray
         runner = SweepRunner(sweep, store, cpus=1, log=warn)
         try:
@@ -153,11 +155,16 @@ def run_sweep(
     except OSError as exc:  # a read-only or full disk, a vanished directory
         where = f"{exc.filename}: " if exc.filename else ""
         raise SweepError(f"{where}{exc.strerror or exc}") from None
+    except BaseException:
+        if runner is not None and ray.started:
+            runner.stop()  # no thread may read a stream once Ray is shut down
+        raise
     finally:
-        try:
-            store.write_runs_csv_for(sweep)
-        except (OSError, StoreError):
-            pass
+        if initialized:  # never for a refused spec: runs.csv lists the sweep.yaml's runs
+            try:
+                store.write_runs_csv_for(sweep)
+            except (OSError, StoreError):
+                pass
         ray.stop()
         lock.release()
     table = store.runs_table(sweep)
@@ -191,6 +198,7 @@ def _train(runner, todo, ray: _RaySession, on_event, say, warn) -> None:
     import a2c_core.engine  # noqa: F401  (raises here if the background import failed)
 
     runner.cpus = ray.cpus
+    runner.log = say  # failures, resubmissions, rebalancing: information, not warnings
     say(f"ray started in {ray.start_s:.1f} s ({ray.cpus} CPUs)")
     say(f"training {len(todo)} runs on {runner.cpus} CPUs")
     if on_event is not None:

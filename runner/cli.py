@@ -132,16 +132,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                            hold_signals=signals.held)  # fmt: skip
     except SweepError as exc:
         display.close()
+        signals.restore()
         return fail(str(exc))
     except Interrupted as exc:
         display.close()
+        signals.restore()
         name = signal.Signals(exc.signum).name
         print(f"interrupted ({name}): every checkpoint written so far is kept; relaunch the "
               "same command to resume", file=sys.stderr)  # fmt: skip
         return 128 + exc.signum
     finally:
         display.close()
-        signals.restore()
+    signals.fired = True  # the sweep has ended: a late signal must not turn it into "interrupted"
     if result.trained:
         import resource
 
@@ -153,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     c = result.counts
     print(f"done: {c['done']} done, {c['failed']} failed, {c['diverged']} diverged; "
           f"results in {result.results_dir}")  # fmt: skip
+    signals.restore()
     return EXIT_FAILED if c["failed"] or c["diverged"] else EXIT_OK
 
 
@@ -171,9 +174,13 @@ class _Display:
 
     def event(self, p) -> None:
         if self.live is None:
+            from rich.console import Console
             from rich.live import Live
 
-            self.live = Live(refresh_per_second=2, transient=False)
+            console = Console()
+            if not console.is_terminal:  # a log file: no wrapping at 80 columns
+                console = Console(width=160)
+            self.live = Live(console=console, refresh_per_second=2, transient=False)
             self.live.start()
             self.plain = None if self.live.console.is_terminal else _PlainProgress(self.name)
         self.live.update(_progress_table(p, self.name))
@@ -221,6 +228,10 @@ class _Signals:
         if self.fired:
             return
         if self.holding:
+            if self.pending is None:
+                print(f"a2c-sweep: {signal.Signals(signum).name}: stopping as soon as Ray has "
+                      "started (a half-started Ray cannot be stopped cleanly)", file=sys.stderr,
+                      flush=True)  # fmt: skip
             self.pending = self.pending or signum
             return
         self.fired = True

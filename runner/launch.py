@@ -402,6 +402,8 @@ class SweepRunner:
         self.worker_rss_mb: dict[int, float] = {}  # worker pid -> peak RSS
         self.train_s = 0.0  # wall time of execute(), set by the caller
         self.prog: Progress | None = None
+        self.live: list[Pack] = []  # packs still streaming
+        self.pumps: list[threading.Thread] = []
 
     # -------------------------------------------------------------- preparation
     def prepare(self) -> list[RunSpec]:
@@ -490,7 +492,25 @@ class SweepRunner:
             except Exception as exc:  # worker or node died, object lost, cancelled
                 self.queue.put((pack, ("lost", repr(exc))))
 
-        threading.Thread(target=pump, daemon=True).start()
+        thread = threading.Thread(target=pump, daemon=True)
+        thread.start()
+        self.pumps = [t for t in self.pumps if t.is_alive()] + [thread]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel every pack still streaming and wait for the threads reading them, so that
+        nothing touches Ray after ray.shutdown() (a reader left behind made Ray's core end the
+        process with exit code 1). Checkpoints on disk are kept; call before shutting down."""
+        import ray
+
+        for pack in self.live:
+            if pack.ref is not None:
+                try:
+                    ray.cancel(pack.ref, force=True)
+                except Exception:  # already finished, or Ray is going away
+                    pass
+        deadline = time.monotonic() + timeout
+        for thread in self.pumps:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def execute(self, todo: list[RunSpec]) -> Progress:
         prog = Progress(total_runs=len(self.sweep.runs()),
@@ -502,7 +522,7 @@ class SweepRunner:
                 setattr(prog, st["state"], getattr(prog, st["state"]) + 1)
             prog.epochs_done += r.config.epochs if st else self.epochs.get(r.run_id, 0)
         prog.epochs_at_start = prog.epochs_done
-        live: list[Pack] = []
+        live: list[Pack] = self.live
         for members in make_packs(todo, self.cpus, self.sweep.execution.pack_size):
             self._start_pack(members, live)
         prog.running = len(todo)

@@ -75,6 +75,8 @@ _TMP_PREFIX = ".tmp-"
 # after ``.tmp-<file or run id>.``; nothing else is ever deleted by clean_temp
 _TMP_RE = re.compile(r"\.tmp-[A-Za-z0-9._-]+\.[a-z0-9_]{8}\Z")
 LOCK_NAME = ".lock"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _HEADER = (",".join(RETURN_COLUMNS) + "\n").encode()
 _VERSION_PACKAGES = ("a2c-sweep", "torch", "numpy", "gymnasium", "ray")
 
@@ -177,6 +179,7 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_TMP_PREFIX}{path.name}.")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for everyone's eyes
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -156,6 +156,13 @@ def test_unknown_metric_exit_2(known, capsys) -> None:
     assert "--metric" in one_error_line(capsys)
 
 
+def test_bad_bins_exit_2_before_any_file_is_written(known, capsys) -> None:
+    results, _ = known
+    assert cli.main(["analyze", str(results), "--bins", "0,abc"]) == 2
+    assert "--bins" in one_error_line(capsys)
+    assert not (results / "analysis").exists()
+
+
 def test_register_adds_three_subcommands() -> None:
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())

@@ -369,6 +369,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"sweep {sweep.name}: {len(table)} runs: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
     )
+    if counts["running"] and store.driver_alive() is False:
+        print(f"no driver is running: the {counts['running']} running runs were interrupted "
+              "(relaunch the sweep to resume them from their checkpoints)")  # fmt: skip
     print(
         f"epochs {epochs_done}/{epochs_total} ({100.0 * epochs_done / max(1, epochs_total):.0f}%)"
     )

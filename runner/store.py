@@ -393,6 +393,24 @@ class Store:
                              f"{exc.strerror}") from None  # fmt: skip
         return SweepLock(self.dir / LOCK_NAME).acquire()
 
+    def driver_alive(self) -> bool | None:
+        """Is a driver holding this sweep's lock alive? True / False when the lock file names
+        a process of this host, None when it cannot tell (no lock file, another host)."""
+        try:
+            info = json.loads((self.dir / LOCK_NAME).read_text(encoding="utf-8"))
+            pid, host = int(info["pid"]), str(info["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if host != socket.gethostname():
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def check_real(self, run_id: str) -> None:
         """Raise StoreError if runs/, the run's directory or any file in it is a symbolic link
         (or not what it should be): nothing outside the results root is followed or written."""

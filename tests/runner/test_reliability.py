@@ -314,7 +314,9 @@ def test_signal_mid_sweep_is_clean_and_resumable(
     assert f"interrupted ({sig})" in text and "relaunch the same command to resume" in text
     for bad in ("Traceback", "received at time", "Segmentation", "stack"):
         assert bad not in text, text
-    if sig == "SIGTERM":  # resumes to the same numbers
+    if sig == "SIGTERM":  # status says nothing runs any more; a relaunch resumes exactly
+        st = run_cli("status", results / "long", timeout=60)
+        assert "no driver is running" in st.stdout, st.stdout
         out = run_cli("run", path, "--results", results, timeout=240)
         assert out.returncode == 0, out.stdout + out.stderr
         assert_matches_reference(results, reference)

@@ -16,7 +16,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -135,7 +135,8 @@ class Sweep:
     """A2CConfig fields set at top level (ints widened to float for float fields)."""
     grid: dict[str, list[Any]]
     """swept fields in file order, each with its values in file order."""
-    seeds: list[int]
+    seeds: Sequence[int]
+    """a list, or a range for ``{count: N, start: S}`` (never built, however large)."""
     execution: Execution
     raw: dict[str, Any]
     """the mapping as loaded from YAML."""
@@ -308,7 +309,7 @@ def _known_env_ids() -> set[str]:
     return set(gymnasium.envs.registry) | set(SWINGUP_IDS)
 
 
-def _parse_seeds(value: Any, err: Callable[[str, str], NoReturn]) -> list[int]:
+def _parse_seeds(value: Any, err: Callable[[str, str], NoReturn]) -> Sequence[int]:
     if isinstance(value, Mapping):
         for key in value:
             if key not in _SEED_MAPPING_KEYS:
@@ -326,7 +327,7 @@ def _parse_seeds(value: Any, err: Callable[[str, str], NoReturn]) -> list[int]:
             err("seeds.start", f"must be >= 0, got {start}")
         if start + count - 1 > MAX_SEED:
             err("seeds", f"seeds must be <= {MAX_SEED}")
-        return list(range(start, start + count))
+        return range(start, start + count)  # never a list: counted, not built
     if not isinstance(value, list):
         err("seeds", f"expected a list of integers or {{count: N, start: S}}, got {value!r}")
     if not value:
@@ -401,6 +402,8 @@ def _parse(text: str, path: Path) -> Sweep:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: {_yaml_error_line(exc)}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a sweep file") from None
     if data is None:
         raise SpecError(f"{path}: empty file: expected a mapping with at least name and seeds")
     if not isinstance(data, dict):
@@ -458,14 +461,17 @@ def _parse(text: str, path: Path) -> Sweep:
         if not values:
             err(where, "empty list: give at least one value")
         coerced: list[Any] = []
+        seen_values: set[Any] = set()
         for i, value in enumerate(values):
             problem = _type_problem(key, value)
             if problem:
                 err(f"{where}[{i}]", problem)
             value = _coerce(key, value)
-            # same type within a field, so == is exact (0.1 == 1e-1; 1 == 1.0 after coercion)
-            if value in coerced:
+            # same type within a field, so == is exact (0.1 == 1e-1; 1 == 1.0 after coercion);
+            # a set keeps this linear for long value lists
+            if value in seen_values:
                 err(where, f"duplicate value {values[i]!r}")
+            seen_values.add(value)
             coerced.append(value)
         grid[key] = coerced
 

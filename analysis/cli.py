@@ -183,7 +183,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     curves = aggregate.aggregate_curves(frame, metric, seed=args.seed)
 
     out_dir = results / OUTPUT_DIR
-    out_dir.mkdir(exist_ok=True)
+    try:
+        out_dir.mkdir(exist_ok=True)
+        if not out_dir.is_dir():
+            raise NotADirectoryError(20, "not a directory", str(out_dir))
+    except OSError as exc:
+        return fail(f"{out_dir}: cannot write the analysis there ({exc.strerror or exc})")
     written = []
     for file_name, data in (("ranking.csv", table), ("scores.csv", scores), ("curves.csv", curves)):
         path = out_dir / file_name

@@ -170,8 +170,11 @@ def read_returns(path: Path) -> pd.DataFrame:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise AnalysisError(f"{path}: corrupt returns.csv (not text)") from None
-    # the part after the last newline is empty, or a torn row that the writer is finishing
+    # the part after the last newline is empty, or a torn row that the writer is finishing;
+    # blank lines at the end (an editor's) are no rows
     lines = text.split("\n")[:-1]
+    while lines and not lines[-1].strip():
+        lines.pop()
     if not lines:  # empty, or only a torn header: a run that has just started
         return read_returns_empty()
     header = lines[0].strip().split(",")
@@ -195,10 +198,11 @@ def read_returns(path: Path) -> pd.DataFrame:
             ]
         )
     frame = pd.DataFrame(rows, columns=list(RETURN_COLUMNS))
-    if not frame.empty:
-        epochs = frame["epoch"].to_numpy()
-        if np.any(np.diff(epochs) <= 0):
-            raise AnalysisError(f"{path}: corrupt returns.csv: epochs are not increasing")
+    if not frame.empty:  # a repeated or decreasing epoch (two writers once): keep the rows
+        # before it; row_problems() reports the run and a relaunch recomputes it
+        bad = np.flatnonzero(np.diff(frame["epoch"].to_numpy()) <= 0)
+        if bad.size:
+            frame = frame.iloc[: bad[0] + 1].reset_index(drop=True)
     return frame
 
 
@@ -429,6 +433,8 @@ def _read_epochs(path: Path) -> tuple[list[int], str | None]:
     except (OSError, UnicodeDecodeError) as exc:
         return [], f"cannot read returns.csv ({exc})"
     lines = text.split("\n")[:-1]
+    while lines and not lines[-1].strip():
+        lines.pop()
     if not lines:
         return [], None
     if tuple(lines[0].strip().split(",")) != RETURN_COLUMNS:

@@ -111,13 +111,15 @@ def run_sweep(
         store = Store(results, sweep.name)
     except StoreError as exc:
         raise SweepError(str(exc)) from None
+    where = "--address" if address else "RAY_ADDRESS"
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:  # a malformed or unreachable cluster is bad input: find out before any write
         try:
             check_address(address)
         except RayConnectError as exc:
-            raise SweepError(f"--address: {exc}") from None
+            raise SweepError(f"{where}: {exc}") from None
     existed = store.dir.exists()
+    root_existed = store.root.exists()
     try:
         lock = store.lock()  # a second launch of this sweep stops here, at once
     except StoreError as exc:
@@ -131,12 +133,12 @@ def run_sweep(
             try:
                 ray.start()
             except RayConnectError as exc:
-                _forget_new_dir(store, existed, lock)
-                raise SweepError(f"--address: {exc}") from None
+                _forget_new_dir(store, existed, root_existed, lock)
+                raise SweepError(f"{where}: {exc}") from None
         try:
             store.init_sweep(sweep)
         except SpecError as exc:
-            _forget_new_dir(store, existed, lock)
+            _forget_new_dir(store, existed, root_existed, lock)
             raise SweepError(str(exc)) from None
         initialized = True
         # what is left to train is known from disk: a finished sweep needs no Ray
@@ -252,12 +254,16 @@ class _RaySession:
             self.started = False
 
 
-def _forget_new_dir(store, existed: bool, lock) -> None:
-    """Bad input found after the lock was taken: leave no trace of a directory it created."""
-    lock.release()
+def _forget_new_dir(store, existed: bool, root_existed: bool, lock) -> None:
+    """Bad input found after the lock was taken: leave no trace of the directories it
+    created. The lock file goes while still locked (a launch that opened it meanwhile sees
+    it gone and opens the new one: see SweepLock.acquire)."""
     if not existed:
         (store.dir / ".lock").unlink(missing_ok=True)
-        try:
-            store.dir.rmdir()
-        except OSError:
-            pass
+    lock.release()
+    for made, path in ((existed, store.dir), (root_existed, store.root)):
+        if not made:
+            try:
+                path.rmdir()
+            except OSError:
+                pass

@@ -239,11 +239,16 @@ class _Signals:
 
     def install(self) -> None:
         for s in self.SIGNALS:
-            signal.signal(s, self._handle)
+            if self.saved[s] is not signal.SIG_IGN:  # `nohup` (SIGHUP) and background jobs
+                signal.signal(s, self._handle)  # of scripts (SIGINT) ignore: keep it so
 
     def restore(self) -> None:
         for s, handler in self.saved.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    def ignore_all(self) -> None:
+        for s in self.SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
 
     @contextlib.contextmanager
     def held(self):
@@ -308,6 +313,9 @@ def _progress_table(p, name: str):
     return t
 
 
+DRY_RUN_COUNT_LIMIT = 100_000  # --dry-run matches finished runs to the grid up to this size
+
+
 def _dry_run(sweep, store, args) -> int:
     """The expansion, counted without building every run (a 10^6-run grid prints at once)."""
     import itertools
@@ -320,9 +328,13 @@ def _dry_run(sweep, store, args) -> int:
     print(f"sweep {sweep.name} ({args.sweep})")
     print(f"  {n_cfg:,} configs x {len(sweep.seeds):,} seeds = {sweep.num_runs:,} runs")
     print(f"  {len(sizes):,} packs on {cpus} local CPUs (sizes {sorted(set(sizes))[:10]})")
-    if store.runs_dir.is_dir():
+    if store.runs_dir.is_dir() and sweep.num_runs <= DRY_RUN_COUNT_LIMIT:
         done = sum(1 for r in sweep.iter_runs() if store.is_finished(r.run_id))
         print(f"  already finished under {store.dir}: {done:,}")
+    elif store.runs_dir.is_dir():  # hashing every run id would take minutes: count the dirs
+        done = sum(1 for rid in store.run_ids() if store.is_finished(rid))
+        print(f"  finished run directories under {store.dir}: {done:,} (not matched against "
+              f"the grid: over {DRY_RUN_COUNT_LIMIT:,} runs)")  # fmt: skip
     else:
         print(f"  nothing under {store.dir} yet")
     keys = list(sweep.grid)
@@ -337,9 +349,9 @@ def _dry_run(sweep, store, args) -> int:
 # ----------------------------------------------------------------------------------- status
 def cmd_status(args: argparse.Namespace) -> int:
     from a2c_core.spec import SpecError
-    from runner.store import Store
+    from runner.store import Store, StoreError
 
-    path = Path(args.results_dir)
+    path = Path(args.results_dir).resolve()  # `status .` inside the sweep's directory
     if not (path / "sweep.yaml").is_file():
         return fail(f"{path}: not a sweep results directory (no sweep.yaml)")
     store = Store(path.parent, path.name)
@@ -359,10 +371,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     problems = []
     for r in sweep.runs():
         st = store.read_status(r.run_id)
-        epochs_done += len(store.read_returns(r.run_id))
+        try:
+            rows = len(store.read_returns(r.run_id))
+            problem = store.row_problem(r.run_id, r.config.epochs, st)
+        except (StoreError, OSError) as exc:  # a damaged run is reported, never a traceback
+            rows, problem = (
+                0,
+                f"returns.csv cannot be read ({getattr(exc, 'strerror', None) or exc})",
+            )
+        epochs_done += rows
         if st and st["state"] in ("failed", "diverged"):
-            epochs_done += r.config.epochs - len(store.read_returns(r.run_id))  # never trained
-        problem = store.row_problem(r.run_id, r.config.epochs, st)
+            epochs_done += r.config.epochs - rows  # never trained
         if problem:
             problems.append(f"run {r.run_id}: {problem} (a relaunch recomputes it)")
     print(
@@ -403,6 +422,16 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 10**9:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10^9, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="a2c-sweep", description=__doc__)
     parser.add_argument("--version", action=_Version)
@@ -429,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", default=None, help="Ray cluster address (default: embedded local Ray)"
     )
     p.add_argument("--dry-run", action="store_true", help="print the expansion and exit")
-    p.add_argument("--show", type=int, default=5, help="rows shown by --dry-run")
+    p.add_argument("--show", type=_count, default=5, help="rows shown by --dry-run (5)")
     from runner.api import MAX_RUNS  # (imports neither torch nor ray)
 
     p.add_argument("--max-runs", type=int, default=MAX_RUNS,
@@ -451,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C before a subcommand installed its own handling
+        print("a2c-sweep: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `a2c-sweep ... | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from a2c_core.spec import RunSpec, Sweep
-from runner.store import FINISHED_STATES, Store, contiguous_epochs
+from runner.store import FINISHED_STATES, Store, StoreError, contiguous_epochs
 
 MAX_LOSSES = 3  # resubmissions of one pack after worker/node deaths before its runs fail
 KV_NAMESPACE = "a2c-sweep"  # Ray internal KV: the driver's release requests to packs
@@ -155,6 +155,16 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _checkpoint_belongs(ckpt: dict, run: RunSpec) -> bool:
+    """Does a checkpoint hold the state of this run (its resolved config and seed)?"""
+    try:
+        seed = ckpt["seed"]
+        seed = int(seed.item() if hasattr(seed, "item") else seed)
+        return seed == run.seed and ckpt["config"] == run.config.to_dict()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
 
 
 @dataclass
@@ -294,7 +304,7 @@ def check_address(address: str) -> None:
     except ValueError:
         try:
             socket.getaddrinfo(host, None)
-        except OSError:
+        except (OSError, UnicodeError):  # UnicodeError: a label idna cannot encode
             raise RayConnectError(
                 f"cannot connect to Ray at {address}: unknown host {host!r}"
             ) from None
@@ -420,11 +430,16 @@ class SweepRunner:
             if self.store.read_config(r.run_id) is None:
                 self.store.write_config(r.run_id, r.config, r.seed, extra={"swept": r.swept})
             ckpt = self.store.read_checkpoint(r.run_id)
+            if ckpt is not None and not _checkpoint_belongs(ckpt, r):
+                self.log(f"run {r.run_id}: checkpoint.pt belongs to another run (its config or "
+                         "seed differ): ignored, recomputing from epoch 0")  # fmt: skip
+                ckpt = None
             epoch = int(ckpt["epoch"]) if ckpt else 0
             proven = contiguous_epochs(self.store.read_returns(r.run_id))
             if epoch > proven:  # rows missing below the checkpoint: never leave a hole
-                self.log(f"run {r.run_id}: returns.csv holds epochs 1-{proven} only, its "
-                         f"checkpoint is at epoch {epoch}: recomputing it from epoch 0")  # fmt: skip
+                held = f"epochs 1-{proven} only" if proven else "no epoch"
+                self.log(f"run {r.run_id}: returns.csv holds {held}, its checkpoint is at "
+                         f"epoch {epoch}: recomputing it from epoch 0")  # fmt: skip
                 ckpt, epoch = None, 0
             self.store.truncate_returns(r.run_id, epoch)
             if ckpt:
@@ -440,6 +455,18 @@ class SweepRunner:
         garbled but whose rows and policy are complete is marked done again."""
         rid = r.run_id
         self.store.check_real(rid)
+        try:
+            self.store.read_returns(rid)
+        except StoreError as exc:  # not a torn last line: garbage, a bad header, CRLF...
+            kept = self.store.quarantine(rid, "returns.csv")
+            self.log(f"run {rid}: returns.csv cannot be read ({exc}); moved to {kept.name}, "
+                     "recomputing the run")  # fmt: skip
+            if self.store.is_finished(rid):
+                self.store.reopen(rid, "returns.csv could not be read")
+            return False
+        if self.store.config_path(rid).exists() and self.store.read_config(rid) is None:
+            self.store.rewrite_config(rid, r.config, r.seed, r.swept)
+            self.log(f"run {rid}: config.json was unreadable: written again from the sweep")
         status = self.store.read_status(rid)
         if status is None:
             if self.store.restore_done(rid, r.config.epochs):
@@ -710,7 +737,10 @@ def best_so_far(sweep: Sweep, store: Store) -> tuple[str, float, int, bool] | No
         finished[label] = finished.get(label, True) and bool(st and st["state"] == "done")
         if st and st["state"] in ("failed", "diverged"):
             continue
-        vals = [float(x["return_mean"]) for x in store.read_returns(r.run_id)]
+        try:
+            vals = [float(x["return_mean"]) for x in store.read_returns(r.run_id)]
+        except (StoreError, OSError):  # status reports the damage; it scores nothing
+            continue
         k = max(1, math.ceil(0.1 * len(vals)))
         tail = [v for v in vals[-k:] if not math.isnan(v)]
         if tail:

@@ -113,6 +113,10 @@ class SweepLock:
             if exc.errno == errno.ELOOP:
                 raise StoreError(f"{self.path}: is a symbolic link; remove it") from None
             raise StoreError(f"{self.path}: cannot open the lock file: {exc.strerror}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:  # a FIFO, a hard link to elsewhere
+            os.close(fd)
+            raise StoreError(f"{self.path}: not a plain file of its own (remove it and relaunch)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -124,6 +128,13 @@ class SweepLock:
                     "wait for it to end or stop it, then relaunch"
                 ) from None
             raise StoreError(f"{self.path}: cannot lock: {exc.strerror}") from None
+        try:
+            same = os.stat(self.path, follow_symlinks=False).st_ino == st.st_ino
+        except OSError:
+            same = False
+        if not same:  # the file was removed (a refused launch cleaning up) after we opened it:
+            os.close(fd)  # a lock on it would lock nothing
+            return self.acquire()
         info = {"host": socket.gethostname(), "pid": os.getpid(), "started": _now()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
@@ -185,13 +196,20 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # name the file meant, not the temp file
+        _unlink_quietly(tmp)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink_quietly(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -386,6 +404,9 @@ class Store:
     def lock(self) -> SweepLock:
         """Take this sweep's exclusive lock (creating ``<root>/<name>/``); see :class:`SweepLock`.
         Raises :class:`SweepLockedError` when another live process holds it."""
+        if self.dir.is_symlink():
+            raise StoreError(f"{self.dir}: is a symbolic link; a sweep's directory must be a real "
+                             "directory inside the results root (symlink the root instead)")  # fmt: skip
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -552,6 +573,27 @@ class Store:
             return False
         self.write_status(run_id, "done", epochs_done=epochs)
         return True
+
+    def quarantine(self, run_id: str, name: str) -> Path | None:
+        """Move a run file that cannot be read aside (``<name>.corrupt-<UTC time>``, kept for
+        the user to inspect, never deleted) so that the run can be recomputed."""
+        self.check_real(run_id)
+        path = self.run_dir(run_id) / name
+        if not path.exists():
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        target = path.with_name(f"{name}.corrupt-{stamp}")
+        os.replace(path, target)
+        _fsync_dir(path.parent)
+        return target
+
+    def rewrite_config(self, run_id: str, config: A2CConfig, seed: int, swept: Mapping) -> None:
+        """config.json again, for a run (finished or not) whose config.json is unreadable: it
+        is derived from the sweep, so nothing is lost by writing it anew."""
+        self.check_real(run_id)
+        data = {"run_id": run_id, "seed": seed, "config": config.to_dict(),
+                "versions": _versions(), "swept": dict(swept)}  # fmt: skip
+        _atomic_write_json(self.config_path(run_id), data)
 
     def reopen(self, run_id: str, reason: str) -> None:
         """Make a finished run unfinished again because its files fail verification

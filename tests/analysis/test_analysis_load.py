@@ -113,10 +113,9 @@ def test_empty_sweep(tmp_path: Path) -> None:
         "epoch,oops\n1,2\n",  # wrong header
         ",".join(RETURN_COLUMNS) + "\n1,100,5,garbage,1,1,1,1,1,1,1,1,1\n",  # not a number
         ",".join(RETURN_COLUMNS) + "\n1,100,5\n2,200,5,1,1,1,1,1,1,1,1,1,1\n",  # short row
-        ",".join(RETURN_COLUMNS) + "\n2,100,5,1,1,1,1,1,1,1,1,1,1\n1,200,5,1,1,1,1,1,1,1,1,1,1\n",
         "\x00\xff\xfe binary",
     ],
-    ids=["header", "cell", "fields", "order", "binary"],
+    ids=["header", "cell", "fields", "binary"],
 )
 def test_corrupt_returns_csv_names_the_file(known, content: str) -> None:
     results, sweep = known
@@ -172,14 +171,14 @@ def test_row_problems_flags_gaps_and_short_done_runs(known) -> None:
     load(results)  # gaps are not corrupt files: the analysis still runs
 
 
-def test_row_problems_reports_what_load_refuses(known) -> None:
+def test_row_problems_reports_repeated_epochs_and_corrupt_files(known) -> None:
     results, sweep = known
     ids = run_ids(sweep)
     path = results / "runs" / ids[(0.1, 1)] / "returns.csv"
     header, *rows = path.read_text().splitlines()
     path.write_text("\n".join([header, *rows[:5], rows[4], *rows[5:]]) + "\n")  # epoch 5 twice
-    with pytest.raises(AnalysisError, match="epochs are not increasing"):
-        load(results)
+    frame = load(results)  # the rows before the repeat are kept
+    assert list(frame[frame["run_id"] == ids[(0.1, 1)]]["epoch"]) == [1, 2, 3, 4, 5]
     problems = row_problems(results)
     assert list(problems) == [ids[(0.1, 1)]]
     assert "epoch 5 after epoch 5" in problems[ids[(0.1, 1)]]
@@ -224,3 +223,16 @@ def test_configs_that_format_alike_stay_apart(tmp_path) -> None:
     assert sorted(frame["config"].unique()) == ["gamma=0.99999", "gamma=0.999994"]
     table = aggregate.ranking(aggregate.final_scores(frame, "return_mean"), seed=0)
     assert len(table) == 2
+
+
+def test_repeated_epochs_keep_the_first_rows_and_are_flagged(known) -> None:
+    """Two writers once interleaved a run's rows (1, 2, 1, 2, 3): load keeps epochs 1-2 (the
+    rows before the repeat), row_problems names the run, and the rest of the sweep loads."""
+    results, sweep = known
+    run = next(iter(sweep.runs()))
+    path = results / "runs" / run.run_id / "returns.csv"
+    header, *rows = path.read_text().splitlines()
+    path.write_text("\n".join([header, *rows[:2], *rows[:3]]) + "\n\n")  # and a blank line
+    frame = load(results)
+    assert list(frame[frame["run_id"] == run.run_id]["epoch"]) == [1, 2]
+    assert "not increasing" in row_problems(results)[run.run_id]

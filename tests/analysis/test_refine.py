@@ -55,7 +55,7 @@ def test_refined_sweep_validates_and_contains_the_best_configuration(tmp_path: P
     assert 0.1 in sweep.grid["policy_lr"] and len(sweep.grid["policy_lr"]) > 2
     assert min(sweep.grid["policy_lr"]) > 0
     # new seeds, after the old ones (1, 2, 3)
-    assert sweep.seeds == [4, 5, 6]
+    assert list(sweep.seeds) == [4, 5, 6]
     assert sweep.fixed["epochs"] == 12
     assert out.read_text().startswith("# written by `a2c-sweep refine")
 
@@ -73,7 +73,7 @@ def test_a_parameter_without_effect_is_fixed_at_its_best_value(tmp_path: Path) -
     assert refinement.fixed["value_lr"] == refinement.best["value_lr"]
     assert refinement.grid["policy_lr"] == [0.0316, 0.1, 0.316]
     sweep = load_spec(tmp_path / "fx.yaml")
-    assert sweep.seeds == [6, 7]
+    assert list(sweep.seeds) == [6, 7]
     assert any(
         note.startswith("value_lr: fixed") and "did not matter" in note for note in refinement.notes
     )
@@ -82,7 +82,7 @@ def test_a_parameter_without_effect_is_fixed_at_its_best_value(tmp_path: Path) -
 def test_same_seeds_option(tmp_path: Path) -> None:
     results = learning_curve_sweep(tmp_path / "results", epochs=6)
     write_refined(results, tmp_path / "same.yaml", same_seeds=True)
-    assert load_spec(tmp_path / "same.yaml").seeds == [1, 2, 3]
+    assert list(load_spec(tmp_path / "same.yaml").seeds) == [1, 2, 3]
 
 
 def test_nothing_to_refine_without_done_runs(tmp_path: Path) -> None:

@@ -347,7 +347,7 @@ def test_shipped_sweeps_load() -> None:
     assert grid.execution.checkpoint_every_s == 60
 
     swing = load_spec(SWEEPS / "swingup.yaml")
-    assert swing.name == "swingup" and swing.grid == {} and swing.seeds == list(range(16))
+    assert swing.name == "swingup" and swing.grid == {} and list(swing.seeds) == list(range(16))
     assert swing.num_runs == 16
     cfg = swing.runs()[0].config
     assert (cfg.env, cfg.gamma, cfg.lam, cfg.policy_lr, cfg.value_lr, cfg.epochs) == (

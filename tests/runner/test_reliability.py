@@ -469,3 +469,134 @@ def test_a_refused_launch_changes_nothing_on_disk(tmp_path: Path, cut_reference)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "epochs" in one_error_line(out)
     assert without_lock(tree_snapshot(results)) == without_lock(before)
+
+
+# --------------------------------------------------------------------------- a second review
+
+
+@pytest.mark.timeout(240)
+def test_nohup_keeps_a_sweep_running_through_sighup(tmp_path: Path) -> None:
+    """`nohup` (SIGHUP ignored) must keep its meaning: a logout does not stop the sweep."""
+    spec = tiny_sweep("nohup", epochs=150, grid={"policy_lr": [0.1]}, seeds=[1, 2])
+    path = write_sweep(tmp_path / "nohup.yaml", spec)
+    results = tmp_path / "results"
+    log = tmp_path / "nohup.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["nohup", *cli(), "run", str(path), "--results", str(results)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=child_env(), start_new_session=True)  # fmt: skip
+    try:
+        wait_for(lambda: "training 2 runs" in log.read_text(), 120, "training to start")
+        os.kill(proc.pid, signal.SIGHUP)
+        assert proc.wait(timeout=180) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "interrupted" not in log.read_text()
+    assert "done: 2 done" in log.read_text()
+
+
+@pytest.mark.timeout(180)
+def test_foreign_checkpoint_damaged_rows_and_config_are_recomputed(
+    tmp_path: Path, cut_reference
+) -> None:
+    """A checkpoint copied from another run is not resumed; a finished run whose returns.csv
+    cannot be parsed (CRLF, garbage in a middle row) is moved aside and recomputed; a
+    garbled config.json is written again; `status` reports, never a traceback."""
+    ref_results, ref_rows = cut_reference
+    results = tmp_path / "results"
+    shutil.copytree(ref_results, results)
+    ids = sorted(ref_rows)
+    d = {rid: run_dir(results, "cut", rid) for rid in ids}
+    # a: unfinished, with b's checkpoint
+    status = d[ids[0]] / "status.json"
+    status.write_text(json.dumps({**json.loads(status.read_text()), "state": "running",
+                                  "epochs_done": 59}))  # fmt: skip
+    shutil.copyfile(d[ids[1]] / "checkpoint.pt", d[ids[0]] / "checkpoint.pt")
+    # b: done, CRLF line endings
+    f = d[ids[1]] / "returns.csv"
+    f.write_bytes(f.read_bytes().replace(b"\n", b"\r\n"))
+    # c: done, binary garbage in a middle row
+    f = d[ids[2]] / "returns.csv"
+    lines = f.read_bytes().splitlines(keepends=True)
+    f.write_bytes(b"".join(lines[:12] + [b"\x00\xff garbage\n"] + lines[13:]))
+    # d: done, config.json garbled
+    (d[ids[3]] / "config.json").write_bytes(b"\x00garbage{")
+
+    st = run_cli("status", results / "cut", timeout=60)
+    assert st.returncode == 0 and "Traceback" not in st.stdout + st.stderr, st.stderr
+    assert sum("cannot be read" in line for line in st.stdout.splitlines()) == 2, st.stdout
+
+    out = run_cli("run", write_sweep(tmp_path / "cut.yaml", CUT), "--results", results)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "checkpoint.pt belongs to another run" in out.stderr, out.stderr
+    assert out.stderr.count("cannot be read") == 2 and "config.json was unreadable" in out.stderr
+    for rid in ids:
+        got = read_rows(d[rid] / "returns.csv")
+        assert without_wall(got) == without_wall(ref_rows[rid]), rid
+        assert state_of(results, "cut", rid)["state"] == "done"
+    assert json.loads((d[ids[3]] / "config.json").read_text())["run_id"] == ids[3]
+    kept = sorted(p.name.split(".corrupt-")[0] for p in results.rglob("*.corrupt-*"))
+    assert kept == ["returns.csv", "returns.csv"]  # moved aside, never deleted
+    an = run_cli("analyze", results / "cut", timeout=120)
+    assert an.returncode == 0, an.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("what", ["fifo", "hardlink", "sweep-dir-symlink"])
+def test_lock_file_and_sweep_dir_must_be_real(tmp_path: Path, what: str) -> None:
+    spec = tiny_sweep("real", epochs=2, grid={"policy_lr": [0.1]}, seeds=[1])
+    path = write_sweep(tmp_path / "real.yaml", spec)
+    results = tmp_path / "results"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep me")
+    if what == "sweep-dir-symlink":
+        results.mkdir()
+        (results / "real").symlink_to(outside, target_is_directory=True)
+    else:
+        (results / "real").mkdir(parents=True)
+        if what == "fifo":
+            os.mkfifo(results / "real" / ".lock")
+        else:
+            os.link(outside / "precious", results / "real" / ".lock")
+    out = run_cli("run", path, "--results", results, timeout=50)
+    assert out.returncode == 2, out.stdout + out.stderr
+    one_error_line(out)
+    assert sorted(p.name for p in outside.iterdir()) == ["precious"]
+    assert (outside / "precious").read_text() == "keep me"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "case",
+    ["deep-yaml", "huge-seed-count", "idna-address", "show-huge", "long-grid-key"],
+)
+def test_more_bad_input_is_one_line(tmp_path: Path, case: str) -> None:
+    results = tmp_path / "results"
+    spec = tiny_sweep("bad", epochs=2, grid={"policy_lr": [0.1]}, seeds=[1])
+    args: list = []
+    if case == "deep-yaml":
+        path = tmp_path / "deep.yaml"
+        path.write_text("name: bad\nseeds: [1]\ndescription: " + "[" * 5000 + "]" * 5000 + "\n")
+    elif case == "huge-seed-count":  # counted, never built: refused at once by the limit
+        path = write_sweep(tmp_path / "s.yaml", {**spec, "seeds": {"count": 10**12}})
+    elif case == "idna-address":
+        path = write_sweep(tmp_path / "s.yaml", spec)
+        args = ["--address", "a..b:6379"]
+    elif case == "show-huge":
+        path = write_sweep(tmp_path / "s.yaml", spec)
+        args = ["--dry-run", "--show", "99999999999999999999"]
+    else:  # 80k values of one key: validated in linear time (a list made it ~70 s)
+        spec = {**spec, "grid": {"policy_lr": [1e-6 * (i + 1) for i in range(80_000)]},
+                "seeds": list(range(30))}  # fmt: skip
+        path = write_sweep(tmp_path / "s.yaml", spec)
+    start = time.monotonic()
+    out = run_cli("run", path, "--results", results, *args, timeout=50)
+    assert out.returncode == 2, out.stdout + out.stderr
+    if case == "show-huge":  # argparse's usage line, then one error line
+        assert out.stderr.strip().splitlines()[-1].startswith("a2c-sweep run: error: argument")
+    else:
+        one_error_line(out)
+    assert time.monotonic() - start < 20
+    assert not results.exists()

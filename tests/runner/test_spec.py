@@ -256,8 +256,8 @@ def test_expansion_count_and_order(tmp_path: Path) -> None:
 
 def test_seed_count_start(tmp_path: Path) -> None:
     sweep = load_spec(write(tmp_path, "name: t\nseeds: {count: 3, start: 10}\n"))
-    assert sweep.seeds == [10, 11, 12]
-    assert load_spec(write(tmp_path, "name: t\nseeds: {count: 2}\n")).seeds == [0, 1]
+    assert list(sweep.seeds) == [10, 11, 12]
+    assert load_spec(write(tmp_path, "name: t\nseeds: {count: 2}\n")).seeds == range(0, 2)
 
 
 RUN_ID_SNIPPET = (

@@ -338,9 +338,12 @@ def _dry_run(sweep, store, args) -> int:
     else:
         print(f"  nothing under {store.dir} yet")
     keys = list(sweep.grid)
-    print("  " + "  ".join(["run_id      "] + keys + ["seed"]))
-    for r in itertools.islice(sweep.iter_runs(), max(0, args.show)):
-        print("  " + "  ".join([r.run_id] + [str(r.swept[k]) for k in keys] + [str(r.seed)]))
+    shown = [[r.run_id, *(str(r.swept[k]) for k in keys), str(r.seed)]
+             for r in itertools.islice(sweep.iter_runs(), max(0, args.show))]  # fmt: skip
+    header = ["run_id", *keys, "seed"]
+    widths = [max(len(c) for c in column) for column in zip(header, *shown, strict=True)]
+    for row in (header, *shown):
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     if sweep.num_runs > args.show:
         print(f"  ... {sweep.num_runs - args.show:,} more")
     return EXIT_OK
@@ -438,16 +441,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one run with a live progress display")
-    p.add_argument("--env", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--policy-lr", type=float)
-    p.add_argument("--value-lr", type=float)
-    p.add_argument("--gamma", type=float)
-    p.add_argument("--lam", type=float)
-    p.add_argument("--num-envs", type=int)
-    p.add_argument("--steps-per-epoch", type=int)
-    p.add_argument("--value-iters", type=int)
+    from a2c_core.config import A2CConfig  # (cheap: no torch, no ray)
+
+    d = A2CConfig()
+    p.add_argument("--env", default=None, help=f"gymnasium id ({d.env})")
+    p.add_argument("--seed", type=int, default=0, help="run seed (0)")
+    for flag, field, kind, what in (
+        ("--epochs", "epochs", int, "epochs"),
+        ("--policy-lr", "policy_lr", float, "policy Adam learning rate"),
+        ("--value-lr", "value_lr", float, "value-net Adam learning rate"),
+        ("--gamma", "gamma", float, "discount"),
+        ("--lam", "lam", float, "GAE lambda"),
+        ("--num-envs", "num_envs", int, "parallel envs"),
+        ("--steps-per-epoch", "steps_per_epoch", int, "vector steps per env per epoch"),
+        ("--value-iters", "value_iters", int, "value-fit iterations per epoch"),
+    ):
+        p.add_argument(flag, type=kind, help=f"{what} ({getattr(d, field)})")
     p.add_argument("--csv", help="write the per-epoch records (returns.csv columns) here")
     p.set_defaults(func=cmd_train)
 

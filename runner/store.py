@@ -75,8 +75,22 @@ _TMP_PREFIX = ".tmp-"
 # after ``.tmp-<file or run id>.``; nothing else is ever deleted by clean_temp
 _TMP_RE = re.compile(r"\.tmp-[A-Za-z0-9._-]+\.[a-z0-9_]{8}\Z")
 LOCK_NAME = ".lock"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+def _read_umask() -> int:
+    """This process's umask, read without changing it (Linux: /proc/self/status)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 _HEADER = (",".join(RETURN_COLUMNS) + "\n").encode()
 _VERSION_PACKAGES = ("a2c-sweep", "torch", "numpy", "gymnasium", "ray")
 

@@ -25,6 +25,7 @@ __all__ = [
     "SWEEP_YAML",
     "code_version",
     "contiguous_epochs",
+    "to_numpy",
     "to_torch",
 ]
 
@@ -62,6 +63,18 @@ def to_torch(obj: Any) -> Any:
         return {k: to_torch(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return type(obj)(to_torch(v) for v in obj)
+    return obj
+
+
+def to_numpy(obj: Any) -> Any:
+    """The inverse of :func:`to_torch`: every tensor of a loaded checkpoint as a numpy array,
+    so that the Ray worker resuming it never imports torch (about 2 s and 230 MB each)."""
+    if hasattr(obj, "numpy") and hasattr(obj, "detach"):  # a torch tensor
+        return obj.detach().cpu().numpy()
+    if isinstance(obj, dict):
+        return {k: to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_numpy(v) for v in obj)
     return obj
 
 

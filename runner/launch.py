@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from a2c_core.results import to_numpy
 from a2c_core.spec import RunSpec, Sweep
 from runner.store import FINISHED_STATES, Store, StoreError, contiguous_epochs
 
@@ -443,7 +444,7 @@ class SweepRunner:
                 ckpt, epoch = None, 0
             self.store.truncate_returns(r.run_id, epoch)
             if ckpt:
-                self.ckpts[r.run_id] = ckpt
+                self.ckpts[r.run_id] = to_numpy(ckpt)  # the worker then never imports torch
             self.epochs[r.run_id] = epoch
             self.steps_seen[r.run_id] = int(ckpt["env_steps"]) if ckpt else 0
         return [r for r in todo if not self.store.is_finished(r.run_id)]

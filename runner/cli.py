@@ -246,10 +246,6 @@ class _Signals:
         for s, handler in self.saved.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
-    def ignore_all(self) -> None:
-        for s in self.SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
-
     @contextlib.contextmanager
     def held(self):
         self.holding = True

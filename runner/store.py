@@ -605,9 +605,7 @@ class Store:
         """config.json again, for a run (finished or not) whose config.json is unreadable: it
         is derived from the sweep, so nothing is lost by writing it anew."""
         self.check_real(run_id)
-        data = {"run_id": run_id, "seed": seed, "config": config.to_dict(),
-                "versions": _versions(), "swept": dict(swept)}  # fmt: skip
-        _atomic_write_json(self.config_path(run_id), data)
+        self._write_config(run_id, config, seed, {"swept": dict(swept)})
 
     def reopen(self, run_id: str, reason: str) -> None:
         """Make a finished run unfinished again because its files fail verification
@@ -645,6 +643,11 @@ class Store:
     ) -> None:
         """config.json: {"run_id", "seed", "config": resolved fields, "versions", **extra}."""
         self._check_writable(run_id)
+        self._write_config(run_id, config, seed, extra)
+
+    def _write_config(
+        self, run_id: str, config: A2CConfig, seed: int, extra: Mapping[str, Any] | None
+    ) -> None:
         data: dict[str, Any] = {
             "run_id": run_id,
             "seed": seed,

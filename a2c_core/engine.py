@@ -12,24 +12,29 @@ One epoch of one run (article order, defects fixed):
   3. value fit: ``value_iters`` full-batch Adam iterations on the targets;
   4. advantages: GAE(gamma, lambda) with the fitted value net, normalised per run;
   5. policy: ``policy_iters`` full-batch Adam steps on -mean(A log pi(a|s)).
+
+:func:`train_pack` is that list, one function per phase, over a :class:`PackState` (all that
+evolves: parameters, optimisers, generators, env state, counters) and a :class:`Rollout`
+(one epoch of experience). No computation reads a run's total epoch count: a finished run
+extended to more epochs continues from its last checkpoint exactly as if trained in one go.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from a2c_core.adam import AdamState
 from a2c_core.config import RETURN_COLUMNS, A2CConfig
 from a2c_core.envs import make_pack_env
 from a2c_core.fused import make_fused_rollout
 from a2c_core.gae import compute_gae, discounted_returns
-from a2c_core.policies import adam_step, make_policy
+from a2c_core.policies import make_policy
 from a2c_core.results import to_torch
 from a2c_core.valuefit import init_value_params, value_fit, value_forward
 
@@ -40,10 +45,11 @@ CHECKPOINT_FORMAT = 1
 class EpochRecord:
     """One epoch of one run: the returns.csv row plus pack bookkeeping.
 
-    ``run`` is the index of the run in the pack. ``diverged`` marks the run's last record when
-    a loss or parameter became NaN/inf. ``finished`` is True on a run's last record (last
-    epoch or divergence). ``checkpoint`` (when asked for) resumes the run bit-exactly after
-    this epoch; ``policy`` (on the last record) holds the final policy weights.
+        ``run`` is the index of the run in the pack. ``diverged`` marks the run's last record when
+        a loss or parameter became NaN/inf. ``finished`` is True on a run's last record (last
+        epoch or divergence). ``checkpoint`` (when asked for) resumes the run bit-exactly after
+        this epoch (a run's last record carries one unless it diverged, so that the run can be
+    extended later); ``policy`` (on the last record) holds the final policy weights.
     """
 
     run: int
@@ -71,10 +77,175 @@ class EpochRecord:
         return {k: getattr(self, k) for k in RETURN_COLUMNS}
 
 
+class Rollout(NamedTuple):
+    """One epoch of experience of a whole pack: T vector steps of P runs x N envs.
+
+    Per-step arrays are [T, P*N] (column ``p*N + i`` is env i of run p); observations and
+    actions are [P, T, N, ...] so that one run's batch is contiguous. ``ends`` marks steps
+    after which nothing flows back (an episode ended, or a NEXT_STEP dummy follows);
+    ``ep_returns`` / ``ep_lengths`` hold an ended episode's return / length at its last step,
+    0 elsewhere. ``final_*`` list the episode ends (step, column, run) with their final
+    observations, the true successors a truncated step bootstraps from."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    ends: np.ndarray
+    valid: np.ndarray
+    ep_returns: np.ndarray
+    ep_lengths: np.ndarray
+    final_obs: np.ndarray
+    final_t: np.ndarray = np.zeros(0, dtype=np.int64)
+    final_col: np.ndarray = np.zeros(0, dtype=np.int64)
+    final_run: np.ndarray = np.zeros(0, dtype=np.int64)
+
+    @classmethod
+    def buffers(cls, runs: int, steps: int, envs: int, obs_dim: int, policy, dtype) -> Rollout:
+        """Buffers reused by every epoch (``final_obs`` is [T, P*N, D] until collected)."""
+        cols = runs * envs
+        act_tail = () if policy.discrete else (policy.action_dim,)
+        return cls(
+            obs=np.empty((runs, steps, envs, obs_dim), dtype=dtype),
+            actions=np.empty(
+                (runs, steps, envs) + act_tail, dtype=np.int64 if policy.discrete else dtype
+            ),  # fmt: skip
+            rewards=np.empty((steps, cols), dtype=dtype),
+            terminated=np.empty((steps, cols), dtype=bool),
+            ends=np.empty((steps, cols), dtype=bool),
+            valid=np.empty((steps, cols), dtype=bool),
+            ep_returns=np.zeros((steps, cols)),
+            ep_lengths=np.zeros((steps, cols), dtype=np.int64),
+            final_obs=np.zeros((steps, cols, obs_dim), dtype=dtype),
+        )
+
+
+@dataclass
+class PackState:
+    """Everything that evolves while a pack trains, per run p.
+
+    Policy parameters are stacked [P, ...] (one batched forward per rollout step; run p's
+    update writes row p only); the value nets and both Adam states are per run. ``obs``,
+    ``ep_return`` and ``ep_length`` are [P*N]-row arrays (the observation each env shows next,
+    and its current episode's return and length so far); ``envs`` (and ``fused``, the fused
+    rollout's reset pools) hold the simulators. :meth:`to_checkpoint` /
+    :meth:`from_checkpoint` save and restore one run exactly."""
+
+    configs: list[A2CConfig]
+    seeds: list[int]
+    envs: Any  # a2c_core.envs.base.PackEnv
+    fused: Any  # a2c_core.fused.CartPoleFusedRollout | None
+    policy: dict[str, np.ndarray]
+    policy_opt: list[AdamState]
+    value: list[dict[str, np.ndarray]]
+    value_opt: list[AdamState]
+    rng_env: list[np.random.Generator]
+    rng_action: list[np.random.Generator]
+    obs: np.ndarray
+    ep_return: np.ndarray
+    ep_length: np.ndarray
+    epoch: list[int]
+    env_steps: list[int]
+    active: list[bool]
+
+    @property
+    def num_envs(self) -> int:
+        return self.configs[0].num_envs
+
+    def cols(self, p: int) -> slice:
+        """Run p's columns of the [.., P*N] arrays."""
+        return slice(p * self.num_envs, (p + 1) * self.num_envs)
+
+    def policy_params(self, p: int) -> dict[str, np.ndarray]:
+        """Run p's policy parameters as views into the stack (updates land in it)."""
+        return {k: a[p] for k, a in self.policy.items()}
+
+    def to_checkpoint(self, p: int, diverged: bool = False) -> dict[str, Any]:
+        """Run p's state (copies, numpy): :meth:`from_checkpoint` resumes it bit-exactly."""
+        cols = self.cols(p)
+        env_state = self.envs.get_state(p)
+        if self.fused is not None:
+            env_state.update(self.fused.get_state(p))
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.configs[p].to_dict(),
+            "seed": self.seeds[p],
+            "epoch": self.epoch[p],
+            "env_steps": self.env_steps[p],
+            "policy": _copy_arrays(self.policy_params(p)),
+            "policy_m": _copy_arrays(self.policy_opt[p].m),
+            "policy_v": _copy_arrays(self.policy_opt[p].v),
+            "policy_step": self.policy_opt[p].step,
+            "value": _copy_arrays(self.value[p]),
+            "value_m": _copy_arrays(self.value_opt[p].m),
+            "value_v": _copy_arrays(self.value_opt[p].v),
+            "value_step": self.value_opt[p].step,
+            "rng_env": self.rng_env[p].bit_generator.state,
+            "rng_action": self.rng_action[p].bit_generator.state,
+            "env": _copy_arrays(env_state),
+            "obs": self.obs[cols].copy(),
+            "ep_return": self.ep_return[cols].copy(),
+            "ep_length": self.ep_length[cols].copy(),
+            "diverged": diverged,
+        }
+
+    def from_checkpoint(self, p: int, ckpt: dict[str, Any]) -> None:
+        """Restore run p from :meth:`to_checkpoint`'s dict (numpy arrays or torch tensors)."""
+        if ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint of run {p}: unknown format {ckpt.get('format')!r}")
+        for k, a in _from_tensors(ckpt["policy"]).items():
+            self.policy[k][p] = a
+        self.value[p] = _from_tensors(ckpt["value"])
+        self.policy_opt[p] = AdamState(_from_tensors(ckpt["policy_m"]),
+                                       _from_tensors(ckpt["policy_v"]), int(ckpt["policy_step"]))  # fmt: skip
+        self.value_opt[p] = AdamState(_from_tensors(ckpt["value_m"]),
+                                      _from_tensors(ckpt["value_v"]), int(ckpt["value_step"]))  # fmt: skip
+        self.epoch[p], self.env_steps[p] = int(ckpt["epoch"]), int(ckpt["env_steps"])
+        self.rng_env[p].bit_generator.state = ckpt["rng_env"]
+        self.rng_action[p].bit_generator.state = ckpt["rng_action"]
+        env_state = _from_tensors(ckpt["env"])
+        self.envs.set_state(p, env_state)
+        if self.fused is not None:
+            self.fused.set_state(p, env_state)
+        cols = self.cols(p)
+        loaded = _from_tensors({"obs": ckpt["obs"], "ret": ckpt["ep_return"],
+                                "len": ckpt["ep_length"]})  # fmt: skip
+        self.obs[cols], self.ep_return[cols] = loaded["obs"], loaded["ret"]
+        self.ep_length[cols] = loaded["len"]
+        self.active[p] = self.epoch[p] < self.configs[p].epochs
+
+
 def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
     """(init, env, action) generators of a run, all derived from its seed only."""
     init_ss, env_ss, act_ss = np.random.SeedSequence(seed).spawn(3)
     return tuple(np.random.Generator(np.random.PCG64(s)) for s in (init_ss, env_ss, act_ss))
+
+
+def init_pack(configs: list[A2CConfig], seeds: list[int]) -> tuple[PackState, Any]:
+    """Fresh state of a pack (parameters initialised from each run's own generator) and the
+    policy object (forward, sampling, gradients) the pack shares."""
+    cfg0 = configs[0]
+    dtype = np.dtype(cfg0.dtype)
+    streams = [_streams(s) for s in seeds]
+    rng_init, rng_env, rng_action = (list(g) for g in zip(*streams, strict=True))
+    envs = make_pack_env(cfg0.env, len(configs), cfg0.num_envs, rng_env)
+    obs_dim = int(np.prod(envs.observation_space.shape))
+    policy = make_policy(envs.observation_space, envs.action_space, cfg0.hidden, dtype)
+    fused = make_fused_rollout(envs, policy, rng_env)
+    pol_runs = [policy.init_params(g) for g in rng_init]
+    value = [init_value_params(obs_dim, cfg0.hidden, g, dtype) for g in rng_init]
+    cols = len(configs) * cfg0.num_envs
+    state = PackState(
+        configs=configs, seeds=seeds, envs=envs, fused=fused,
+        policy={k: np.stack([p[k] for p in pol_runs]) for k in pol_runs[0]},
+        policy_opt=[AdamState.zeros_like(p) for p in pol_runs],
+        value=value, value_opt=[AdamState.zeros_like(v) for v in value],
+        rng_env=rng_env, rng_action=rng_action,
+        obs=envs.reset().astype(dtype).reshape(cols, obs_dim),
+        ep_return=np.zeros(cols), ep_length=np.zeros(cols, dtype=np.int64),
+        epoch=[0] * len(configs), env_steps=[0] * len(configs), active=[True] * len(configs),
+    )  # fmt: skip
+    return state, policy
 
 
 def _finite(*arrays: Any) -> bool:
@@ -132,10 +303,11 @@ def train_pack(
 
     Args:
         configs, seeds: one per run. All configs must share ``A2CConfig.shape_key`` (env,
-            num_envs, steps_per_epoch, epochs, hidden, dtype); learning rates, gamma, lam,
-            iteration counts and seeds may differ.
+            num_envs, steps_per_epoch, hidden, dtype); learning rates, gamma, lam, iteration
+            and epoch counts and seeds may differ.
         resume: per run, None or a checkpoint dict from an earlier record; the run continues
-            after that checkpoint's epoch exactly as if it had never stopped.
+            after that checkpoint's epoch exactly as if it had never stopped (also when its
+            config now asks for more epochs than when the checkpoint was taken).
         checkpoint_when: ``(run, epoch) -> bool``; when True the record carries a checkpoint.
 
     Records of one epoch are yielded together, in run order, after the whole pack finished
@@ -145,272 +317,250 @@ def train_pack(
 
     swingup.register_envs()
     configs, seeds = list(configs), [int(s) for s in seeds]
-    num_runs = len(configs)
-    if num_runs == 0 or len(seeds) != num_runs:
+    if not configs or len(seeds) != len(configs):
         raise ValueError("train_pack: need as many seeds as configs, at least one")
-    shape = configs[0].shape_key
     for c in configs[1:]:
-        if c.shape_key != shape:
-            raise ValueError(f"train_pack: configs differ in shape {c.shape_key} != {shape}")
-    resume = list(resume) if resume is not None else [None] * num_runs
-    cfg0 = configs[0]
-    dtype = np.dtype(cfg0.dtype)
-    N, T = cfg0.num_envs, cfg0.steps_per_epoch
-    PN = num_runs * N
-
-    rngs = [_streams(s) for s in seeds]
-    env = make_pack_env(cfg0.env, num_runs, N, [r[1] for r in rngs])
-    obs_dim = int(np.prod(env.observation_space.shape))
-    policy = make_policy(env.observation_space, env.action_space, cfg0.hidden, dtype)
-    fused = make_fused_rollout(env, policy, [r[1] for r in rngs])
-
-    # Parameters: policy stacked over runs (one batched forward per step), value per run.
-    pol_runs = [policy.init_params(r[0]) for r in rngs]
-    val = [init_value_params(obs_dim, cfg0.hidden, r[0], dtype) for r in rngs]
-    pol = {k: np.stack([p[k] for p in pol_runs]) for k in pol_runs[0]}
-    pol_m = [{k: np.zeros_like(a) for k, a in p.items()} for p in pol_runs]
-    pol_v = [{k: np.zeros_like(a) for k, a in p.items()} for p in pol_runs]
-    val_m = [{k: np.zeros_like(a) for k, a in p.items()} for p in val]
-    val_v = [{k: np.zeros_like(a) for k, a in p.items()} for p in val]
-    pol_step = [0] * num_runs
-    val_step = [0] * num_runs
-    epoch = [0] * num_runs
-    env_steps = [0] * num_runs
-    active = [True] * num_runs
-
-    obs = env.reset().astype(dtype).reshape(PN, obs_dim)
-    ep_ret = np.zeros(PN)
-    ep_len = np.zeros(PN, dtype=np.int64)
-
-    for p, state in enumerate(resume):
-        if state is None:
-            continue
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint of run {p}: unknown format {state.get('format')!r}")
-        for k, a in _from_tensors(state["policy"]).items():
-            pol[k][p] = a
-        val[p] = _from_tensors(state["value"])
-        pol_m[p], pol_v[p] = _from_tensors(state["policy_m"]), _from_tensors(state["policy_v"])
-        val_m[p], val_v[p] = _from_tensors(state["value_m"]), _from_tensors(state["value_v"])
-        pol_step[p], val_step[p] = int(state["policy_step"]), int(state["value_step"])
-        epoch[p], env_steps[p] = int(state["epoch"]), int(state["env_steps"])
-        rngs[p][1].bit_generator.state = state["rng_env"]
-        rngs[p][2].bit_generator.state = state["rng_action"]
-        cols = slice(p * N, (p + 1) * N)
-        env.set_state(p, _from_tensors(state["env"]))
-        if fused is not None:
-            fused.set_state(p, _from_tensors(state["env"]))
-        obs[cols] = _from_tensors({"o": state["obs"]})["o"]
-        ep_ret[cols] = _from_tensors({"r": state["ep_return"]})["r"]
-        ep_len[cols] = _from_tensors({"l": state["ep_length"]})["l"]
-        active[p] = epoch[p] < cfg0.epochs
-
-    gammas = np.repeat(np.array([c.gamma for c in configs], dtype=dtype), N)
-    lams = np.repeat(np.array([c.lam for c in configs], dtype=dtype), N)
-    discrete = policy.discrete
-    act_shape = (PN,) if discrete else (PN, policy.action_dim)
-    obs_buf = np.empty((num_runs, T, N, obs_dim), dtype=dtype)
-    act_buf = np.empty((num_runs, T, N) + (() if discrete else (policy.action_dim,)),
-                       dtype=np.int64 if discrete else dtype)  # fmt: skip
-    rew_buf = np.empty((T, PN), dtype=dtype)
-    term_buf = np.empty((T, PN), dtype=bool)
-    end_buf = np.empty((T, PN), dtype=bool)
-    valid_buf = np.empty((T, PN), dtype=bool)
-    ret_buf = np.zeros((T, PN))
-    len_buf = np.zeros((T, PN), dtype=np.int64)
-    if fused is not None:
-        bufs = dict(obs=obs_buf, act=act_buf, rew=rew_buf, term=term_buf, end=end_buf,
-                    valid=valid_buf, ret=ret_buf, len=len_buf,
-                    final=np.zeros((T, PN, obs_dim), dtype=dtype))  # fmt: skip
-
-    while any(active):
+        if c.shape_key != configs[0].shape_key:
+            raise ValueError(
+                f"train_pack: configs differ in shape {c.shape_key} != {configs[0].shape_key}"
+            )
+    state, policy = init_pack(configs, seeds)
+    for p, ckpt in enumerate(resume or ()):
+        if ckpt is not None:
+            state.from_checkpoint(p, ckpt)
+    rollout = Rollout.buffers(len(configs), configs[0].steps_per_epoch, state.num_envs,
+                              state.obs.shape[1], policy, state.obs.dtype)  # fmt: skip
+    while any(state.active):
         t_start = time.perf_counter()
-        noise = [policy.noise(rngs[p][2], T, N) if active[p] else None for p in range(num_runs)]
-        template = next(n for n in noise if n is not None)
-        noise = [n if n is not None else np.zeros_like(template) for n in noise]
-        # ---- 1. rollout -------------------------------------------------------------
-        if fused is not None:
-            fused.run(obs, pol["W"], pol["b"], np.stack(noise), bufs, ep_ret, ep_len)
-            f_t, f_idx = np.nonzero(end_buf)
-            f_obs = bufs["final"][f_t, f_idx]
-        else:
-            f_t, f_idx, f_obs, obs = _generic_rollout(
-                env, policy, pol, obs, np.stack(noise, 1), act_shape, obs_buf, act_buf,
-                rew_buf, term_buf, end_buf, valid_buf, ret_buf, len_buf, ep_ret, ep_len, dtype,
-            )  # fmt: skip
-        f_run = f_idx // N
-
-        finals = (f_t, f_idx, f_obs, f_run)
-        next_values = functools.partial(_fill_next_values, N=N, last_obs=obs, finals=finals)
-
-        # ---- 2-3. value targets and fit, per run ---------------------------------------
-        next_v = np.zeros((T, PN), dtype=dtype)
-        values = np.zeros((T, PN), dtype=dtype)
-        live = [p for p in range(num_runs) if active[p]]
-        value_loss = {}
-        backup = {p: ({k: pol[k][p].copy() for k in pol}, {k: a.copy() for k, a in val[p].items()})
+        live = [p for p in range(len(configs)) if state.active[p]]
+        backup = {p: (_copy_arrays(state.policy_params(p)), _copy_arrays(state.value[p]))
                   for p in live}  # fmt: skip
-        for p in live:
-            cols = slice(p * N, (p + 1) * N)
-            x = obs_buf[p].reshape(T * N, obs_dim)
-            v_old = value_forward(x, val[p]).reshape(T, N) if cfg_lambda(configs[p]) else None
-            next_values(p, val[p], v_old, next_v)
-            values[:, cols] = 0.0 if v_old is None else v_old
-        if any(cfg_lambda(configs[p]) for p in live):
-            adv_old = compute_gae(rew_buf, values, next_v, term_buf, end_buf, gammas, lams)
-            lam_targets = adv_old + values
-        returns = discounted_returns(rew_buf, next_v, term_buf, end_buf, gammas)
-        for p in live:
-            cols = slice(p * N, (p + 1) * N)
-            target = (lam_targets if cfg_lambda(configs[p]) else returns)[:, cols].reshape(-1)
-            x = obs_buf[p].reshape(T * N, obs_dim)
-            mask = valid_buf[:, cols].reshape(-1)
-            if not mask.all():
-                x, target = x[mask], target[mask]
-            value_loss[p], val_step[p] = value_fit(
-                x, np.ascontiguousarray(target), val[p], val_m[p], val_v[p], val_step[p],
-                configs[p].value_lr, configs[p].value_iters,
-            )  # fmt: skip
-        # ---- 4. advantages with the fitted value net ---------------------------------
-        for p in live:
-            cols = slice(p * N, (p + 1) * N)
-            v_new = value_forward(obs_buf[p].reshape(T * N, obs_dim), val[p]).reshape(T, N)
-            values[:, cols] = v_new
-            next_values(p, val[p], v_new, next_v)
-        adv = compute_gae(rew_buf, values, next_v, term_buf, end_buf, gammas, lams)
-        wall = time.perf_counter() - t_start  # per-run work below is small; counted in next
-        # ---- 5. policy step, stats, records ------------------------------------------
+        ro = collect_rollout(state, policy, rollout)
+        targets = value_targets(state, ro, live)
+        value_loss = {p: fit_value(state, ro, targets, p) for p in live}
+        adv, values = advantages(state, ro, live)
         records = []
         for p in live:
-            cfg = configs[p]
-            cols = slice(p * N, (p + 1) * N)
-            mask = valid_buf[:, cols].reshape(-1)
-            a_p = adv[:, cols].reshape(-1)[mask]
-            if cfg.normalize_advantages and a_p.size > 1:
-                a_p = (a_p - a_p.mean()) / (a_p.std() + 1e-8)
-            x = obs_buf[p].reshape(T * N, obs_dim)[mask]
-            acts = act_buf[p].reshape((T * N,) + act_buf.shape[3:])[mask]
-            params = {k: pol[k][p] for k in pol}  # views: updates land in the stack
-            policy_loss = entropy = float("nan")
-            for _ in range(cfg.policy_iters):
-                policy_loss, entropy, grads = policy.loss_and_grads(params, x, acts, a_p)
-                pol_step[p] = adam_step(
-                    params, grads, pol_m[p], pol_v[p], pol_step[p], cfg.policy_lr
-                )
-            tgt = (lam_targets if cfg_lambda(cfg) else returns)[:, cols].reshape(-1)[mask]
-            resid = tgt - values[:, cols].reshape(-1)[mask]
-            var_t = float(np.var(tgt))
-            ev = float(1.0 - np.var(resid) / var_t) if var_t > 0 else float("nan")
-            ends = (term_buf[:, cols] | end_buf[:, cols]) & valid_buf[:, cols]
-            stats = _episode_stats(ret_buf[:, cols][ends], len_buf[:, cols][ends])
-            epoch[p] += 1
-            env_steps[p] += int(mask.sum())
-            why = _nonfinite(value_loss[p], policy_loss, params, val[p])
-            diverged = why is not None
-            if diverged:  # freeze the run at its last finite parameters
-                for k in pol:
-                    pol[k][p] = backup[p][0][k]
-                val[p] = backup[p][1]
-            finished = diverged or epoch[p] >= cfg.epochs
-            active[p] = not finished
-            records.append(EpochRecord(
-                run=p, epoch=epoch[p], env_steps=env_steps[p], episodes=int(ends.sum()),
-                value_loss=value_loss[p], policy_loss=policy_loss, entropy=entropy,
-                explained_variance=ev, wall_s=0.0, diverged=diverged, finished=finished,
-                diverged_reason=f"{why} at epoch {epoch[p]}" if diverged else "",
-                **stats,
-            ))  # fmt: skip
+            policy_loss, entropy = policy_step(state, policy, ro, adv, p)
+            rec = epoch_record(state, ro, targets, values, p, value_loss[p], policy_loss,
+                               entropy)  # fmt: skip
+            if rec.diverged:  # freeze the run at its last finite parameters
+                for k, a in backup[p][0].items():
+                    state.policy[k][p] = a
+                state.value[p] = backup[p][1]
+            records.append(rec)
         wall = time.perf_counter() - t_start
         for rec in records:
-            p = rec.run
             rec.wall_s = wall
-            cols = slice(p * N, (p + 1) * N)
             if rec.finished:
-                rec.policy = {k: pol[k][p].copy() for k in pol}
-            if checkpoint_when is not None and checkpoint_when(p, rec.epoch):
-                rec.checkpoint = {
-                    "format": CHECKPOINT_FORMAT,
-                    "config": configs[p].to_dict(),
-                    "seed": seeds[p],
-                    "epoch": epoch[p],
-                    "env_steps": env_steps[p],
-                    "policy": _copy_arrays({k: pol[k][p] for k in pol}),
-                    "policy_m": _copy_arrays(pol_m[p]),
-                    "policy_v": _copy_arrays(pol_v[p]),
-                    "policy_step": pol_step[p],
-                    "value": _copy_arrays(val[p]),
-                    "value_m": _copy_arrays(val_m[p]),
-                    "value_v": _copy_arrays(val_v[p]),
-                    "value_step": val_step[p],
-                    "rng_env": rngs[p][1].bit_generator.state,
-                    "rng_action": rngs[p][2].bit_generator.state,
-                    "env": _copy_arrays(
-                        {**env.get_state(p), **(fused.get_state(p) if fused is not None else {})}
-                    ),
-                    "obs": _copy_arrays({"o": obs[cols]})["o"],
-                    "ep_return": _copy_arrays({"r": ep_ret[cols]})["r"],
-                    "ep_length": _copy_arrays({"l": ep_len[cols]})["l"],
-                    "diverged": rec.diverged,
-                }
-        ret_buf[:] = 0.0
-        len_buf[:] = 0
+                rec.policy = {k: a.copy() for k, a in state.policy_params(rec.run).items()}
+            asked = checkpoint_when is not None and checkpoint_when(rec.run, rec.epoch)
+            if asked or (rec.finished and not rec.diverged):
+                rec.checkpoint = state.to_checkpoint(rec.run, rec.diverged)
+        rollout.ep_returns[:] = 0.0
+        rollout.ep_lengths[:] = 0
         yield from records
 
 
-def _generic_rollout(env, policy, pol, obs, noise_all, act_shape, obs_buf, act_buf, rew_buf,
-                     term_buf, end_buf, valid_buf, ret_buf, len_buf, ep_ret, ep_len, dtype):  # fmt: skip
-    """One epoch of vector steps through the PackEnv interface (any env, any policy).
-    Fills the buffers; returns (step indices, flat env indices, final obs) of episode ends
-    and the next epoch's first observation."""
-    finals_t, finals_idx, finals_obs = [], [], []
-    # ---- 1. rollout -------------------------------------------------------------
-    for t in range(noise_all.shape[0]):
-        obs3 = obs.reshape(obs_buf.shape[0], -1, obs.shape[1])
-        obs_buf[:, t] = obs3
-        actions = policy.act(pol, obs3, noise_all[t])
-        act_buf[:, t] = actions
-        step = env.step(actions.reshape(act_shape))
-        rew_buf[t] = step.reward
-        term_buf[t] = step.terminated
-        valid_buf[t] = step.valid
+# --------------------------------------------------------------------------- 1. rollout
+
+
+def collect_rollout(state: PackState, policy, buf: Rollout) -> Rollout:
+    """T vector steps of every env of the pack into ``buf``; ``state.obs`` and the episode
+    counters move on to the next epoch's first step. Each run draws its action noise for
+    the whole epoch from its own generator (finished runs step on with zero noise)."""
+    cfg0 = state.configs[0]
+    T, N = cfg0.steps_per_epoch, cfg0.num_envs
+    noise = [policy.noise(state.rng_action[p], T, N) if state.active[p] else None
+             for p in range(len(state.configs))]  # fmt: skip
+    template = next(n for n in noise if n is not None)
+    noise = [n if n is not None else np.zeros_like(template) for n in noise]
+    if state.fused is not None:
+        bufs = dict(obs=buf.obs, act=buf.actions, rew=buf.rewards, term=buf.terminated,
+                    end=buf.ends, valid=buf.valid, ret=buf.ep_returns, len=buf.ep_lengths,
+                    final=buf.final_obs)  # fmt: skip
+        state.fused.run(state.obs, state.policy["W"], state.policy["b"], np.stack(noise), bufs,
+                        state.ep_return, state.ep_length)  # fmt: skip
+        f_t, f_col = np.nonzero(buf.ends)
+        f_obs = buf.final_obs[f_t, f_col]
+    else:
+        f_t, f_col, f_obs = _step_generic(state, policy, buf, np.stack(noise, 1))
+    return buf._replace(final_obs=f_obs, final_t=f_t, final_col=f_col, final_run=f_col // N)
+
+
+def _step_generic(state: PackState, policy, buf: Rollout, noise: np.ndarray):
+    """The rollout through the PackEnv interface (any env, any policy), one vector step at a
+    time. Returns the episode ends: (step indices, columns, final observations)."""
+    dtype = state.obs.dtype
+    runs, _, envs, obs_dim = buf.obs.shape
+    act_shape = (runs * envs,) + buf.actions.shape[3:]
+    ends_t, ends_col, ends_obs = [], [], []
+    ep_ret, ep_len = state.ep_return, state.ep_length
+    obs = state.obs
+    for t in range(noise.shape[0]):
+        obs3 = obs.reshape(runs, envs, obs_dim)
+        buf.obs[:, t] = obs3
+        actions = policy.act(state.policy, obs3, noise[t])
+        buf.actions[:, t] = actions
+        step = state.envs.step(actions.reshape(act_shape))
+        buf.rewards[t] = step.reward
+        buf.terminated[t] = step.terminated
+        buf.valid[t] = step.valid
         done = step.terminated | step.truncated
-        end_buf[t] = done | ~step.valid
+        buf.ends[t] = done | ~step.valid
         ep_ret += step.reward
         ep_len += step.valid
         if done.any():
             idx = np.flatnonzero(done)
-            finals_t.append(np.full(idx.size, t))
-            finals_idx.append(idx)
-            finals_obs.append(step.final_obs[idx])
-            ret_buf[t, idx] = ep_ret[idx]
-            len_buf[t, idx] = ep_len[idx]
+            ends_t.append(np.full(idx.size, t))
+            ends_col.append(idx)
+            ends_obs.append(step.final_obs[idx])
+            buf.ep_returns[t, idx] = ep_ret[idx]
+            buf.ep_lengths[t, idx] = ep_len[idx]
             ep_ret[idx] = 0.0
             ep_len[idx] = 0
         obs = step.obs.astype(dtype, copy=False).reshape(obs.shape)
-    f_t = np.concatenate(finals_t) if finals_t else np.zeros(0, dtype=np.int64)
-    f_idx = np.concatenate(finals_idx) if finals_idx else np.zeros(0, dtype=np.int64)
-    f_obs = (np.concatenate(finals_obs).astype(dtype) if finals_obs
-             else np.zeros((0, obs.shape[1]), dtype))  # fmt: skip
-    return f_t, f_idx, f_obs, obs
+    state.obs = obs
+    if not ends_t:
+        return (
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, obs_dim), dtype),
+        )
+    return np.concatenate(ends_t), np.concatenate(ends_col), np.concatenate(ends_obs).astype(dtype)
 
 
-def _fill_next_values(p: int, params: dict, values: np.ndarray | None, out: np.ndarray, *,
-                      N: int, last_obs: np.ndarray, finals: tuple) -> None:  # fmt: skip
-    """Fill run p's columns of ``out`` [T, P*N] with V(true successor of each step):
-    the next row's value inside the rollout, V(last obs) on the last row, V(final obs) where
-    an episode ended (``finals`` = step indices, flat env indices, final obs, run indices)."""
-    f_t, f_idx, f_obs, f_run = finals
-    cols = slice(p * N, (p + 1) * N)
+# --------------------------------------------------------------------------- 2-4. values
+
+
+def _run_batch(state: PackState, ro: Rollout, p: int) -> np.ndarray:
+    """Run p's observations of the epoch as one [T*N, D] batch."""
+    return ro.obs[p].reshape(-1, ro.obs.shape[-1])
+
+
+def _next_values(state: PackState, ro: Rollout, p: int, values: np.ndarray | None,
+                 out: np.ndarray) -> None:  # fmt: skip
+    """Fill run p's columns of ``out`` [T, P*N] with V(true successor of each step): the next
+    row's value inside the rollout, V(next epoch's first obs) on the last row, V(final obs)
+    where an episode ended. ``values`` [T, N] are run p's V(s_t) (None: not computed)."""
+    cols = state.cols(p)
     if values is not None:
         out[:-1, cols] = values[1:]
-    out[-1, cols] = value_forward(last_obs[cols], params)
-    sel = f_run == p
+    out[-1, cols] = value_forward(state.obs[cols], state.value[p])
+    sel = ro.final_run == p
     if sel.any():
-        out[f_t[sel], f_idx[sel]] = value_forward(f_obs[sel], params)
+        out[ro.final_t[sel], ro.final_col[sel]] = value_forward(ro.final_obs[sel], state.value[p])
 
 
-def cfg_lambda(cfg: A2CConfig) -> bool:
-    return cfg.value_target == "lambda_returns"
+def _per_column(state: PackState, name: str) -> np.ndarray:
+    """A config field (gamma, lam) of each run, repeated over its N columns."""
+    values = [getattr(c, name) for c in state.configs]
+    return np.repeat(np.array(values, dtype=state.obs.dtype), state.num_envs)
+
+
+def value_targets(state: PackState, ro: Rollout, live: list[int]) -> np.ndarray:
+    """[T, P*N] regression targets of the value fit, from the value nets before the fit:
+    discounted returns bootstrapped at truncations and at the rollout end, or, for runs with
+    ``value_target: lambda_returns``, GAE advantages + V."""
+    T, cols = ro.rewards.shape
+    dtype = state.obs.dtype
+    next_v = np.zeros((T, cols), dtype=dtype)
+    values = np.zeros((T, cols), dtype=dtype)
+    lam_runs = [p for p in live if state.configs[p].value_target == "lambda_returns"]
+    for p in live:
+        v_old = None
+        if p in lam_runs:
+            v_old = value_forward(_run_batch(state, ro, p), state.value[p]).reshape(T, -1)
+            values[:, state.cols(p)] = v_old
+        _next_values(state, ro, p, v_old, next_v)
+    gammas = _per_column(state, "gamma")
+    targets = discounted_returns(ro.rewards, next_v, ro.terminated, ro.ends, gammas)
+    if lam_runs:
+        adv = compute_gae(ro.rewards, values, next_v, ro.terminated, ro.ends, gammas,
+                          _per_column(state, "lam"))  # fmt: skip
+        lam_targets = adv + values
+        for p in lam_runs:
+            targets[:, state.cols(p)] = lam_targets[:, state.cols(p)]
+    return targets
+
+
+def fit_value(state: PackState, ro: Rollout, targets: np.ndarray, p: int) -> float:
+    """Run p's value net: ``value_iters`` full-batch Adam steps on its valid samples.
+    Returns the loss of the last iteration."""
+    cfg = state.configs[p]
+    x = _run_batch(state, ro, p)
+    y = targets[:, state.cols(p)].reshape(-1)
+    mask = ro.valid[:, state.cols(p)].reshape(-1)
+    if not mask.all():
+        x, y = x[mask], y[mask]
+    return value_fit(x, np.ascontiguousarray(y), state.value[p], state.value_opt[p],
+                     cfg.value_lr, cfg.value_iters)  # fmt: skip
+
+
+def advantages(state: PackState, ro: Rollout, live: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """GAE(gamma, lambda) advantages [T, P*N] with the fitted value nets, and V(s_t)."""
+    T, cols = ro.rewards.shape
+    dtype = state.obs.dtype
+    next_v = np.zeros((T, cols), dtype=dtype)
+    values = np.zeros((T, cols), dtype=dtype)
+    for p in live:
+        v_new = value_forward(_run_batch(state, ro, p), state.value[p]).reshape(T, -1)
+        values[:, state.cols(p)] = v_new
+        _next_values(state, ro, p, v_new, next_v)
+    adv = compute_gae(ro.rewards, values, next_v, ro.terminated, ro.ends,
+                      _per_column(state, "gamma"), _per_column(state, "lam"))  # fmt: skip
+    return adv, values
+
+
+# --------------------------------------------------------------------------- 5. policy
+
+
+def policy_step(
+    state: PackState, policy, ro: Rollout, adv: np.ndarray, p: int
+) -> tuple[float, float]:
+    """``policy_iters`` full-batch Adam steps of run p's policy on -mean(A log pi(a|s)) over
+    its valid samples (advantages normalised per run). Returns (loss, entropy) of the last."""
+    cfg = state.configs[p]
+    mask = ro.valid[:, state.cols(p)].reshape(-1)
+    a_p = adv[:, state.cols(p)].reshape(-1)[mask]
+    if cfg.normalize_advantages and a_p.size > 1:
+        a_p = (a_p - a_p.mean()) / (a_p.std() + 1e-8)
+    x = _run_batch(state, ro, p)[mask]
+    acts = ro.actions[p].reshape((-1,) + ro.actions.shape[3:])[mask]
+    params = state.policy_params(p)
+    loss = entropy = float("nan")
+    for _ in range(cfg.policy_iters):
+        loss, entropy, grads = policy.loss_and_grads(params, x, acts, a_p)
+        state.policy_opt[p].update(params, grads, cfg.policy_lr)
+    return loss, entropy
+
+
+# --------------------------------------------------------------------------- records
+
+
+def epoch_record(state: PackState, ro: Rollout, targets: np.ndarray, values: np.ndarray, p: int,
+                 value_loss: float, policy_loss: float, entropy: float) -> EpochRecord:  # fmt: skip
+    """Run p's returns.csv row of the epoch; advances its epoch and env-step counters and
+    decides whether it finished (last epoch) or diverged (a loss or parameter not finite)."""
+    cols = state.cols(p)
+    mask = ro.valid[:, cols].reshape(-1)
+    tgt = targets[:, cols].reshape(-1)[mask]
+    resid = tgt - values[:, cols].reshape(-1)[mask]
+    var_t = float(np.var(tgt))
+    ev = float(1.0 - np.var(resid) / var_t) if var_t > 0 else float("nan")
+    ends = (ro.terminated[:, cols] | ro.ends[:, cols]) & ro.valid[:, cols]
+    stats = _episode_stats(ro.ep_returns[:, cols][ends], ro.ep_lengths[:, cols][ends])
+    state.epoch[p] += 1
+    state.env_steps[p] += int(mask.sum())
+    why = _nonfinite(value_loss, policy_loss, state.policy_params(p), state.value[p])
+    finished = why is not None or state.epoch[p] >= state.configs[p].epochs
+    state.active[p] = not finished
+    return EpochRecord(
+        run=p, epoch=state.epoch[p], env_steps=state.env_steps[p], episodes=int(ends.sum()),
+        value_loss=value_loss, policy_loss=policy_loss, entropy=entropy,
+        explained_variance=ev, wall_s=0.0, diverged=why is not None, finished=finished,
+        diverged_reason=f"{why} at epoch {state.epoch[p]}" if why else "", **stats,
+    )  # fmt: skip
 
 
 def train(

@@ -207,18 +207,3 @@ def make_policy(observation_space, action_space, hidden: int, dtype):
     if isinstance(action_space, gym.spaces.Box):
         return GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), hidden, dtype)
     raise ValueError(f"env: unsupported action space {action_space}")
-
-
-def adam_step(p: dict, grads: dict, m: dict, v: dict, step: int, lr: float) -> int:
-    """One Adam step (torch.optim.Adam's formula) on one run's arrays, in place."""
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    step += 1
-    bc1, bc2 = 1 - beta1**step, 1 - beta2**step
-    for k, g in grads.items():
-        g = g.astype(p[k].dtype, copy=False)
-        m[k] *= beta1
-        m[k] += (1 - beta1) * g
-        v[k] *= beta2
-        v[k] += (1 - beta2) * g * g
-        p[k] -= (lr / bc1) * m[k] / (np.sqrt(v[k]) / math.sqrt(bc2) + eps)
-    return step

@@ -13,7 +13,7 @@ Two implementations compute the same function:
   emitted once.
 
 Parameters are a dict of arrays: ``W1`` [H, D], ``b1`` [H], ``w2`` [H], ``b2`` [1].
-Adam follows torch.optim.Adam's update (betas 0.9/0.999, eps 1e-8, bias corrections).
+Adam is a2c_core.adam's (torch.optim.Adam's update); the kernel inlines the same formula.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from types import ModuleType
 
 import numpy as np
 
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+from a2c_core.adam import BETA1, BETA2, EPS, AdamState
+
 PARAM_NAMES = ("W1", "b1", "w2", "b2")
 BLOCK = 512  # samples per block (measured: 512-1024 best on AVX-512 Zen 4; 64 is 2.5x slower)
 
@@ -83,20 +84,12 @@ def grad_eager(x: np.ndarray, y: np.ndarray, p: dict) -> tuple[float, dict]:
     return float(np.mean(r * r)), grads
 
 
-def _fit_eager(x, y, p, m, v, step, lr, iters):
+def _fit_eager(x, y, p, opt: AdamState, lr, iters) -> float:
     loss = float("nan")
     for _ in range(iters):
         loss, grads = grad_eager(x, y, p)
-        step += 1
-        bc1, bc2 = 1 - BETA1**step, 1 - BETA2**step
-        for k in PARAM_NAMES:
-            m[k] *= BETA1
-            m[k] += (1 - BETA1) * grads[k]
-            v[k] *= BETA2
-            v[k] += (1 - BETA2) * grads[k] * grads[k]
-            denom = np.sqrt(v[k]) / np.sqrt(bc2) + EPS
-            p[k] -= (lr / bc1) * m[k] / denom
-    return loss, step
+        opt.update(p, grads, lr)
+    return loss
 
 
 # --------------------------------------------------------------------------- numba kernels
@@ -269,13 +262,11 @@ def _warm(d: int) -> None:
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         p = init_value_params(d, 8, rng, dtype)
-        m = {k: np.zeros_like(a) for k, a in p.items()}
-        v = {k: np.zeros_like(a) for k, a in p.items()}
         x = rng.standard_normal((5, d)).astype(dtype)
         y = rng.standard_normal(5).astype(dtype)
         value_forward(x, p)
         value_grad(x, y, p)
-        value_fit(x, y, p, m, v, 0, 1e-3, 1)
+        value_fit(x, y, p, AdamState.zeros_like(p), 1e-3, 1)
 
 
 def _cached_text(path: Path) -> str | None:
@@ -358,20 +349,21 @@ def value_grad(x: np.ndarray, y: np.ndarray, p: dict) -> tuple[float, dict]:
     return float(loss), grads
 
 
-def value_fit(
-    x: np.ndarray, y: np.ndarray, p: dict, m: dict, v: dict, step: int, lr: float, iters: int
-) -> tuple[float, int]:
-    """``iters`` full-batch Adam steps on mean((V(x) - y)^2), in place on p, m, v.
+def value_fit(x: np.ndarray, y: np.ndarray, p: dict, opt: AdamState, lr: float,
+              iters: int) -> float:  # fmt: skip
+    """``iters`` full-batch Adam steps on mean((V(x) - y)^2), in place on ``p`` and ``opt``.
 
-    x [M, D], y [M]. Returns (loss at the last iteration, before its update; new Adam step).
+    x [M, D], y [M]. Returns the loss at the last iteration, before its update.
     """
     if iters == 0 or x.shape[0] == 0:
-        return float("nan"), step
+        return float("nan")
     if not _use_kernel():
-        return _fit_eager(x, y, p, m, v, step, lr, iters)
-    loss, step = _kernels(x.shape[1]).fit(
+        return _fit_eager(x, y, p, opt, lr, iters)
+    m, v = opt.m, opt.v
+    loss, opt.step = _kernels(x.shape[1]).fit(
         np.ascontiguousarray(x.T), np.ascontiguousarray(y), p["W1"], p["b1"], p["w2"], p["b2"],
         m["W1"], m["b1"], m["w2"], m["b2"], v["W1"], v["b1"], v["w2"], v["b2"],
-        step, x.dtype.type(lr), iters,
+        opt.step, x.dtype.type(lr), iters,
     )  # fmt: skip
-    return float(loss), int(step)
+    opt.step = int(opt.step)
+    return float(loss)

@@ -130,6 +130,7 @@ def value_fit_and_sgemm(repeats: int) -> tuple[float, float, float]:
 import json, time, numpy as np, torch
 torch.set_num_threads(1)
 from a2c_core import valuefit as vf
+from a2c_core.adam import AdamState
 rng = np.random.default_rng(0)
 x = rng.normal(size=({SAMPLES}, 4)).astype(np.float32)
 y = rng.normal(size={SAMPLES}).astype(np.float32) * 20
@@ -138,9 +139,8 @@ a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
 torch.mm(a, b)
 for _ in range({repeats} + 1):
     p = vf.init_value_params(4, 64, np.random.default_rng(1), np.float32)
-    m = {{k: np.zeros_like(v) for k, v in p.items()}}
-    v = {{k: np.zeros_like(w) for k, w in p.items()}}
-    t = time.perf_counter(); vf.value_fit(x, y, p, m, v, 0, 0.01, {VALUE_ITERS})
+    opt = AdamState.zeros_like(p)
+    t = time.perf_counter(); vf.value_fit(x, y, p, opt, 0.01, {VALUE_ITERS})
     fits.append(time.perf_counter() - t)
     t = time.perf_counter(); torch.mm(a, b); mms.append(time.perf_counter() - t)
 print(json.dumps([fits[1:], mms[1:]]))

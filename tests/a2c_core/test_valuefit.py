@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from a2c_core import valuefit as vf
+from a2c_core.adam import AdamState
 
 
 def torch_loss_and_grads(x, y, p):
@@ -40,11 +41,10 @@ def test_fit_kernel_matches_eager_fit():
 
     def fit(kernel: bool):
         p = {k: a.copy() for k, a in p0.items()}
-        m = {k: np.zeros_like(a) for k, a in p.items()}
-        v = {k: np.zeros_like(a) for k, a in p.items()}
+        opt = AdamState.zeros_like(p)
         fn = vf.value_fit if kernel else vf._fit_eager
-        loss, step = fn(x, y, p, m, v, 0, 0.01, 50)
-        return loss, step, p
+        loss = fn(x, y, p, opt, 0.01, 50)
+        return loss, opt.step, p
 
     k_loss, k_step, k_p = fit(True)
     e_loss, e_step, e_p = fit(False)

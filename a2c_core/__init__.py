@@ -18,7 +18,7 @@ _LAZY = {
     "train_pack": "a2c_core.engine",
     "EpochRecord": "a2c_core.engine",
     "RETURN_COLUMNS": "a2c_core.engine",
-    "policy_state": "a2c_core.engine",
+    "policy_state": "a2c_core.results",
     "to_torch": "a2c_core.engine",
     "compute_gae": "a2c_core.gae",
     "discounted_returns": "a2c_core.gae",

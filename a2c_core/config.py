@@ -88,7 +88,7 @@ class A2CConfig:
     @property
     def shape_key(self) -> tuple:
         """Runs with equal shape keys can share a pack (same buffers, same env)."""
-        return (self.env, self.num_envs, self.steps_per_epoch, self.epochs, self.hidden, self.dtype)
+        return (self.env, self.num_envs, self.steps_per_epoch, self.hidden, self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

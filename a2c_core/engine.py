@@ -35,10 +35,10 @@ from a2c_core.envs import make_pack_env
 from a2c_core.fused import make_fused_rollout
 from a2c_core.gae import compute_gae, discounted_returns
 from a2c_core.policies import make_policy
-from a2c_core.results import to_torch
+from a2c_core.results import POLICY_FORMAT, policy_state, to_torch
 from a2c_core.valuefit import init_value_params, value_fit, value_forward
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = POLICY_FORMAT
 
 
 @dataclass
@@ -572,12 +572,6 @@ def train(
 ) -> Iterator[EpochRecord]:
     """One run: a pack of one."""
     return train_pack([config], [seed], resume=[resume], checkpoint_when=checkpoint_when)
-
-
-def policy_state(config: A2CConfig, seed: int, params: dict) -> dict:
-    """What policy.pt holds: enough to rebuild and run the policy (gif, evaluation)."""
-    return {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "seed": int(seed),
-            "params": _copy_arrays(params)}  # fmt: skip
 
 
 __all__ = ["EpochRecord", "RETURN_COLUMNS", "train", "train_pack", "policy_state", "to_torch"]

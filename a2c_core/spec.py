@@ -173,8 +173,13 @@ class Sweep:
 # --------------------------------------------------------------------------- run ids
 
 
+NOT_IN_RUN_ID = ("epochs",)
+"""Config fields a run's identity leaves out: no computation depends on them, so raising
+``epochs`` extends every run from its final checkpoint (docs/design.md "Extending a sweep")."""
+
+
 def _canonical_config(config: A2CConfig) -> dict[str, Any]:
-    data = config.to_dict()
+    data = {k: v for k, v in config.to_dict().items() if k not in NOT_IN_RUN_ID}
     for key, value in data.items():
         # 1 and 1.0 for a float field are the same run
         if FIELD_TYPES.get(key) is float and not isinstance(value, bool):
@@ -186,7 +191,7 @@ def run_id(config: A2CConfig, seed: int) -> str:
     """First 12 hex chars of sha256 over the canonical JSON of the config and the seed.
 
     Floats are rendered by ``repr`` (json does), so ``0.1`` and ``1e-1`` give one id. The
-    sweep name and execution options never enter it.
+    sweep name, execution options and the epoch count (:data:`NOT_IN_RUN_ID`) never enter it.
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
@@ -201,14 +206,15 @@ def run_id(config: A2CConfig, seed: int) -> str:
 def experiment_key(sweep: Sweep) -> dict[str, Any]:
     """What must match for a relaunch under an existing name to be an edit of one experiment.
 
-    ``{"fixed": every A2CConfig field not in the grid, resolved with defaults,
-    "grid_keys": sorted grid keys}``. Grid values and seeds may change freely.
+    ``{"fixed": every A2CConfig field not in the grid (but ``epochs``), resolved with
+    defaults, "grid_keys": sorted grid keys}``. Grid values, seeds and ``epochs`` (extend or
+    shorten every run) may change freely.
     """
     defaults = {f.name: f.default for f in dataclasses.fields(A2CConfig)}
     resolved = {**defaults, **sweep.fixed}
     fixed = {}
     for key, value in resolved.items():
-        if key in sweep.grid:
+        if key in sweep.grid or key in NOT_IN_RUN_ID:
             continue
         if FIELD_TYPES.get(key) is float and not isinstance(value, bool):
             value = float(value)
@@ -450,6 +456,13 @@ def _parse(text: str, path: Path) -> Sweep:
             if key in _META_KEYS:
                 err(where, "not an A2CConfig field; it cannot be swept")
             err(where, _unknown_key(key, FIELD_TYPES, "A2CConfig field"))
+        if key in NOT_IN_RUN_ID:
+            err(
+                where,
+                "cannot be swept: a run's first E epochs are the same whatever its "
+                "total, so every value would be the same run; set `epochs` to the largest "
+                "value (each shorter horizon is a prefix of its rows)",
+            )
         if key in fixed:
             err(
                 where,

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from a2c_core.results import ResultsFileError, read_policy
 from analysis.load import AnalysisError
 
 __all__ = ["Episode", "Recording", "check_output", "load_policy", "record_gif", "run_episodes"]
@@ -50,27 +51,15 @@ def check_output(out: str | Path) -> Path:
 
 
 def load_policy(path: str | Path) -> dict[str, Any]:
-    """policy.pt -> {"config": dict, "seed": int, "params": {name: numpy array}}."""
+    """policy.pt (or a run directory holding one) -> {"config": dict, "seed": int,
+    "params": {name: numpy array}}, read by a2c_core.results.read_policy."""
     path = Path(path)
     if path.is_dir():
         path = path / "policy.pt"
-    if not path.is_file():
-        raise AnalysisError(f"{path}: missing (the run has not finished, or is not a run dir)")
-    import torch
-
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise AnalysisError(f"{path}: cannot read policy ({type(exc).__name__}: {exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
-        raise AnalysisError(f"{path}: corrupt policy.pt (no 'params')")
-    if not isinstance(data.get("config"), dict) or "env" not in data["config"]:
-        raise AnalysisError(f"{path}: corrupt policy.pt (no 'config' with an env)")
-    params = {
-        name: np.asarray(t.numpy() if hasattr(t, "numpy") else t)
-        for name, t in data["params"].items()
-    }
-    return {"config": data["config"], "seed": int(data.get("seed", 0)), "params": params}
+        return read_policy(path)
+    except ResultsFileError as exc:
+        raise AnalysisError(str(exc)) from None
 
 
 def _make_env(env_id: str, max_steps: int | None) -> Any:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from a2c_core import results as results_schema
 from a2c_core.config import INT_RETURN_COLUMNS, RETURN_COLUMNS
 from a2c_core.results import PENDING
 from a2c_core.results import STATES as RESULT_STATES
@@ -142,67 +143,22 @@ def _read_state(run_dir: Path, fallback: str) -> str:
     return state
 
 
-def _parse_cell(column: str, cell: str, path: Path, line: int) -> int | float:
-    try:
-        if column in INT_COLUMNS:
-            return int(cell)
-        return float(cell)
-    except ValueError:
-        raise AnalysisError(
-            f"{path}: line {line}: column {column!r}: not a number: {cell!r}"
-        ) from None
-
-
 def read_returns(path: Path) -> pd.DataFrame:
-    """One run's returns.csv as a frame (RETURN_COLUMNS). A missing file gives no rows.
-
-    A torn last line (no trailing newline: a crash mid-append, or a run still writing) is
-    ignored, as the store does. Anything else that does not parse raises
-    :class:`AnalysisError` naming the file and line.
-    """
+    """One run's returns.csv as a frame (RETURN_COLUMNS), read by the package's one reader
+    (a2c_core.results.parse_returns): a missing file gives no rows, a torn last line (a
+    crash mid-append, or a run still writing) is left out, anything else that does not
+    parse raises :class:`AnalysisError` naming the file and line. Rows after a repeated or
+    decreasing epoch (two writers once) are dropped; row_problems() reports the run."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        rows = results_schema.read_returns(path).rows
+    except results_schema.ResultsFileError as exc:
+        raise AnalysisError(str(exc)) from None
+    if not rows:
         return read_returns_empty()
-    except OSError as exc:
-        raise AnalysisError(f"{path}: cannot read ({exc})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AnalysisError(f"{path}: corrupt returns.csv (not text)") from None
-    # the part after the last newline is empty, or a torn row that the writer is finishing;
-    # blank lines at the end (an editor's) are no rows
-    lines = text.split("\n")[:-1]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:  # empty, or only a torn header: a run that has just started
-        return read_returns_empty()
-    header = lines[0].strip().split(",")
-    if tuple(header) != RETURN_COLUMNS:
-        raise AnalysisError(
-            f"{path}: corrupt returns.csv: unexpected header {lines[0][:80]!r} "
-            f"(expected {','.join(RETURN_COLUMNS)})"
-        )
-    rows = []
-    for number, line in enumerate(lines[1:], start=2):
-        cells = line.strip().split(",")
-        if len(cells) != len(RETURN_COLUMNS):
-            raise AnalysisError(
-                f"{path}: line {number}: corrupt returns.csv: expected {len(RETURN_COLUMNS)} "
-                f"fields, got {len(cells)}"
-            )
-        rows.append(
-            [
-                _parse_cell(column, cell, path, number)
-                for column, cell in zip(RETURN_COLUMNS, cells, strict=True)
-            ]
-        )
     frame = pd.DataFrame(rows, columns=list(RETURN_COLUMNS))
-    if not frame.empty:  # a repeated or decreasing epoch (two writers once): keep the rows
-        # before it; row_problems() reports the run and a relaunch recomputes it
-        bad = np.flatnonzero(np.diff(frame["epoch"].to_numpy()) <= 0)
-        if bad.size:
-            frame = frame.iloc[: bad[0] + 1].reset_index(drop=True)
+    bad = np.flatnonzero(np.diff(frame["epoch"].to_numpy()) <= 0)
+    if bad.size:
+        frame = frame.iloc[: bad[0] + 1].reset_index(drop=True)
     return frame
 
 
@@ -424,29 +380,13 @@ def _listed_run_ids(results: Path) -> list[str]:
 
 
 def _read_epochs(path: Path) -> tuple[list[int], str | None]:
-    """returns.csv's epoch column (a torn last line ignored, as :func:`read_returns` does)
-    and what makes the file unreadable, if anything. A missing file has no epochs."""
+    """returns.csv's epoch column (read as :func:`read_returns` does) and what makes the file
+    unreadable, if anything. A missing file has no epochs."""
     try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return [], None
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], f"cannot read returns.csv ({exc})"
-    lines = text.split("\n")[:-1]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        return [], None
-    if tuple(lines[0].strip().split(",")) != RETURN_COLUMNS:
-        return [], f"corrupt returns.csv: unexpected header {lines[0][:40]!r}"
-    epochs = []
-    for number, line in enumerate(lines[1:], start=2):
-        cell = line.split(",", 1)[0].strip()
-        try:
-            epochs.append(int(cell))
-        except ValueError:
-            return epochs, f"corrupt returns.csv: line {number}: epoch {cell[:20]!r}"
-    return epochs, None
+        rows = results_schema.read_returns(path).rows
+    except results_schema.ResultsFileError as exc:
+        return [], str(exc).removeprefix(f"{path}: ")
+    return [row["epoch"] for row in rows], None
 
 
 def _describe_gaps(gaps: list[tuple[int, int]]) -> str:

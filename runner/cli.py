@@ -378,7 +378,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 0,
                 f"returns.csv cannot be read ({getattr(exc, 'strerror', None) or exc})",
             )
-        epochs_done += rows
+        epochs_done += min(rows, r.config.epochs)  # a done run may hold more (epochs lowered)
         if st and st["state"] in ("failed", "diverged"):
             epochs_done += r.config.epochs - rows  # never trained
         if problem:

@@ -30,12 +30,23 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from a2c_core.results import to_numpy
-from a2c_core.spec import RunSpec, Sweep
+from a2c_core.results import policy_state, to_numpy
+from a2c_core.spec import NOT_IN_RUN_ID, RunSpec, Sweep
+from runner.messages import (
+    Checkpoint,
+    Failed,
+    Message,
+    Released,
+    Rows,
+    RunEnded,
+    StreamClosed,
+    StreamLost,
+    WorkerStats,
+)
 from runner.store import FINISHED_STATES, Store, StoreError, contiguous_epochs
 
 MAX_LOSSES = 3  # resubmissions of one pack after worker/node deaths before its runs fail
@@ -49,21 +60,18 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS
 
 def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
                    resume: list[dict | None], checkpoint_every_s: float,
-                   release_requested: Callable[[], bool] | None = None):  # fmt: skip
-    """Generator run inside a Ray worker. Yields tuples, one lock-step epoch at a time:
-    ("rows", [(run_id, row_dict), ...]) (that epoch's rows, in run order), then for the same
-    epoch ("ckpt", run_id, state) | ("end", run_id, state, policy_state); and
-    ("released", None, [run_id, ...]) | ("error", None, traceback_text) |
-    ("stats", None, {"pid", "maxrss_mb"}) (last message of a pack that ran to its end).
+                   release_requested: Callable[[], bool] | None = None) -> Iterator[Message]:  # fmt: skip
+    """Generator run inside a Ray worker: trains the pack and yields :mod:`runner.messages`,
+    one lock-step epoch at a time (the epoch's :class:`Rows`, then its checkpoints and ended
+    runs). One message per epoch, not per run-epoch: each streamed item costs the worker and
+    the driver CPU time that two busy cores lack.
 
-    One message per epoch instead of one per run-epoch: each streamed item costs both the
-    worker and the driver CPU time that two busy cores lack.
-
-    ``release_requested`` is polled once per epoch, as the epoch ends: when it returns True
-    (the driver has an idle CPU), every unfinished run is checkpointed at that epoch, the
-    pack yields ("released", None, those run ids) and stops, and the driver splits them
-    over the free CPUs. A run's numbers depend neither on its pack-mates nor on resuming, so
-    this changes no number."""
+    Checkpoints are taken when ``checkpoint_every_s`` has passed, for every run of the epoch
+    alike. ``release_requested`` is polled once per epoch, as the epoch ends: when it returns
+    True (the driver has an idle CPU), every unfinished run is checkpointed at that epoch, the
+    pack yields :class:`Released` and stops, and the driver splits those runs over the free
+    CPUs. A run's numbers depend neither on its pack-mates nor on resuming: no number
+    changes."""
     import traceback
 
     try:
@@ -72,66 +80,85 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
         from a2c_core import A2CConfig, policy_state, train_pack
 
         cfgs = [A2CConfig.from_dict(c) for c in configs]
-        last_ckpt = time.monotonic()
-        decided: dict[str, bool] = {}  # this epoch's answer, the same for all its runs
-        releasing = False
-
-        # train_pack asks checkpoint_when for every run of an epoch, as the epoch ends and
-        # before it yields any record of it; the first call decides for the whole epoch, so
-        # every run gets the same answer, whichever runs are left.
-        def checkpoint_when(run: int, epoch: int) -> bool:
-            nonlocal releasing
-            if "now" not in decided:
-                if release_requested is not None and alive > 1 and not releasing:
-                    releasing = bool(release_requested())
-                decided["now"] = releasing or time.monotonic() - last_ckpt >= checkpoint_every_s
-            return decided["now"]
-
-        rows: list[tuple[str, dict]] = []
-        after: list[tuple] = []  # checkpoints and ends, sent after the rows they refer to
-        seen: set[int] = set()
-        alive = len(cfgs)
-        finished: set[int] = set()
-
-        def epoch_messages():
-            nonlocal alive  # runs that will yield a record in the next epoch
-            if rows:
-                yield ("rows", list(rows))
-            for msg in after:  # noqa: UP028 (`yield from` a list fails: Ray sends values)
-                yield msg
-            alive = len(cfgs) - len(finished)
-            rows.clear()
-            after.clear()
-            seen.clear()
-            decided.clear()
-
-        records = train_pack(cfgs, seeds, resume=resume, checkpoint_when=checkpoint_when)
+        pack = _EpochBatcher(len(cfgs), checkpoint_every_s, release_requested)
+        records = train_pack(cfgs, seeds, resume=resume, checkpoint_when=pack.checkpoint_when)
         for rec in records:
-            if rec.run in seen:  # a new epoch began before the count said so: never merge two
-                yield from epoch_messages()
-            seen.add(rec.run)
+            if pack.starts_new_epoch(rec.run):  # never merge two epochs into one message
+                yield from pack.flush()
             rid = run_ids[rec.run]
-            rows.append((rid, rec.row()))
-            if rec.checkpoint is not None and not rec.finished:
-                after.append(("ckpt", rid, rec.checkpoint))
-                last_ckpt = time.monotonic()
+            pack.rows.append((rid, rec.row()))
             if rec.finished:
-                finished.add(rec.run)
                 state = "diverged" if rec.diverged else "done"
-                after.append(("end", rid, state,
-                              policy_state(cfgs[rec.run], seeds[rec.run], rec.policy),
-                              rec.diverged_reason or None))  # fmt: skip
-            if len(seen) >= alive:
-                yield from epoch_messages()
-                if releasing and alive > 0:
+                policy = policy_state(cfgs[rec.run], seeds[rec.run], rec.policy)
+                pack.end(rec.run, RunEnded(rid, state, policy, rec.diverged_reason or None,
+                                           rec.checkpoint))  # fmt: skip
+            elif rec.checkpoint is not None:
+                pack.after.append(Checkpoint(rid, rec.checkpoint))
+            if pack.epoch_complete():
+                yield from pack.flush()
+                if pack.releasing and pack.alive > 0:
                     records.close()
-                    rest = [run_ids[i] for i in range(len(cfgs)) if i not in finished]
-                    yield ("released", None, rest)
+                    yield Released([run_ids[i] for i in range(len(cfgs)) if i not in pack.ended])
                     break
-        yield from epoch_messages()
-        yield ("stats", None, {"pid": os.getpid(), "maxrss_mb": peak_rss_mb()})
+        yield from pack.flush()
+        yield WorkerStats(os.getpid(), peak_rss_mb())
     except Exception:
-        yield ("error", None, traceback.format_exc())
+        yield Failed(traceback.format_exc())
+
+
+class _EpochBatcher:
+    """The worker's bookkeeping of one lock-step epoch: its rows, the checkpoints and ends
+    sent after them, and the epoch's one decision to checkpoint (or release)."""
+
+    def __init__(self, runs: int, checkpoint_every_s: float,
+                 release_requested: Callable[[], bool] | None) -> None:  # fmt: skip
+        self.runs, self.every_s, self.release_requested = (
+            runs,
+            checkpoint_every_s,
+            release_requested,
+        )
+        self.rows: list[tuple[str, dict]] = []
+        self.after: list[Message] = []  # checkpoints and ends, sent after the rows they refer to
+        self.seen: set[int] = set()
+        self.ended: set[int] = set()
+        self.alive = runs  # runs that yield a record this epoch
+        self.last_ckpt = time.monotonic()
+        self.decided: bool | None = None  # this epoch's answer, the same for all its runs
+        self.releasing = False
+
+    def checkpoint_when(self, run: int, epoch: int) -> bool:
+        """train_pack asks for every run of an epoch as the epoch ends, before it yields any
+        record of it: the first call decides for the whole epoch."""
+        if self.decided is None:
+            if self.release_requested is not None and self.alive > 1 and not self.releasing:
+                self.releasing = bool(self.release_requested())
+            self.decided = self.releasing or time.monotonic() - self.last_ckpt >= self.every_s
+            if self.decided:
+                self.last_ckpt = time.monotonic()
+        return self.decided
+
+    def starts_new_epoch(self, run: int) -> bool:
+        new = run in self.seen
+        self.seen.add(run)
+        return new
+
+    def end(self, run: int, message: RunEnded) -> None:
+        self.ended.add(run)
+        self.after.append(message)
+
+    def epoch_complete(self) -> bool:
+        return len(self.seen) >= self.alive
+
+    def flush(self) -> Iterator[Message]:
+        if self.rows:
+            yield Rows(list(self.rows))
+        for msg in self.after:  # noqa: UP028 (`yield from` a list fails: Ray sends values)
+            yield msg
+        self.alive = self.runs - len(self.ended)
+        self.rows.clear()
+        self.after.clear()
+        self.seen.clear()
+        self.decided = None
 
 
 def pack_task(configs: list[dict], seeds: list[int], run_ids: list[str],
@@ -159,11 +186,16 @@ def peak_rss_mb() -> float:
 
 
 def _checkpoint_belongs(ckpt: dict, run: RunSpec) -> bool:
-    """Does a checkpoint hold the state of this run (its resolved config and seed)?"""
+    """Does a checkpoint hold the state of this run (its resolved config, whatever its
+    epoch count, and its seed)?"""
+
+    def identity(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in NOT_IN_RUN_ID}
+
     try:
         seed = ckpt["seed"]
         seed = int(seed.item() if hasattr(seed, "item") else seed)
-        return seed == run.seed and ckpt["config"] == run.config.to_dict()
+        return seed == run.seed and identity(ckpt["config"]) == identity(run.config.to_dict())
     except (KeyError, TypeError, ValueError, AttributeError):
         return False
 
@@ -196,7 +228,7 @@ def _packs_per_group(n_group: int, n_all: int, cpus: int, pack_size: int | None)
 def pack_sizes(sweep: Sweep, cpus: int) -> list[int]:
     """The sizes of the packs make_packs would cut the whole sweep into, counted without
     building its runs (only the grid keys that change a run's shape are expanded)."""
-    shape_fields = ("env", "num_envs", "steps_per_epoch", "epochs", "hidden", "dtype")
+    shape_fields = ("env", "num_envs", "steps_per_epoch", "hidden", "dtype")
     shape_keys = [k for k in sweep.grid if k in shape_fields]
     per_point = sweep.num_runs // math.prod(len(sweep.grid[k]) for k in shape_keys)
     sizes = []
@@ -208,7 +240,7 @@ def pack_sizes(sweep: Sweep, cpus: int) -> list[int]:
 
 
 def make_packs(runs: list[RunSpec], cpus: int, pack_size: int | None = None) -> list[list[RunSpec]]:
-    """Group runs by shape (env, num_envs, T, epochs, hidden, dtype) and split each group so
+    """Group runs by shape (env, num_envs, T, hidden, dtype) and split each group so
     that every CPU gets work: 180 runs on 2 CPUs -> 2 packs of 90; on 64 CPUs -> 64 of ~3.
 
     Runs are dealt round-robin (run i of a group goes to pack i mod n), so every pack gets a
@@ -420,34 +452,51 @@ class SweepRunner:
     def prepare(self) -> list[RunSpec]:
         """Skip finished runs, copy runs finished in other sweeps, truncate the logs of
         unfinished runs to their checkpoint. Returns the runs still to train."""
+        moved = self.store.migrate_run_ids(r.run_id for r in self.sweep.runs())
+        if moved:
+            self.log(f"{len(moved)} run directories renamed to this version's run ids "
+                     "(the epoch count is no longer part of a run's id)")  # fmt: skip
         todo = []
         for r in self.sweep.runs():
             self.run_by_id[r.run_id] = r
-            if not self._verified_finished(r):
-                todo.append(r)
-        for r in todo:
-            if self.store.copy_finished_from_other_sweep(r.run_id):
+            if self._verified_finished(r):
                 continue
-            if self.store.read_config(r.run_id) is None:
-                self.store.write_config(r.run_id, r.config, r.seed, extra={"swept": r.swept})
-            ckpt = self.store.read_checkpoint(r.run_id)
-            if ckpt is not None and not _checkpoint_belongs(ckpt, r):
-                self.log(f"run {r.run_id}: checkpoint.pt belongs to another run (its config or "
-                         "seed differ): ignored, recomputing from epoch 0")  # fmt: skip
-                ckpt = None
-            epoch = int(ckpt["epoch"]) if ckpt else 0
-            proven = contiguous_epochs(self.store.read_returns(r.run_id))
-            if epoch > proven:  # rows missing below the checkpoint: never leave a hole
-                held = f"epochs 1-{proven} only" if proven else "no epoch"
-                self.log(f"run {r.run_id}: returns.csv holds {held}, its checkpoint is at "
-                         f"epoch {epoch}: recomputing it from epoch 0")  # fmt: skip
-                ckpt, epoch = None, 0
-            self.store.truncate_returns(r.run_id, epoch)
-            if ckpt:
-                self.ckpts[r.run_id] = to_numpy(ckpt)  # the worker then never imports torch
-            self.epochs[r.run_id] = epoch
-            self.steps_seen[r.run_id] = int(ckpt["env_steps"]) if ckpt else 0
+            if self.store.copy_finished_from_other_sweep(r.run_id) and self._verified_finished(r):
+                continue
+            todo.append(r)
+        for r in todo:
+            self._resume_point(r)
         return [r for r in todo if not self.store.is_finished(r.run_id)]
+
+    def _resume_point(self, r: RunSpec) -> None:
+        """Where an unfinished run continues: its checkpoint's epoch when that checkpoint is
+        its own and every row up to it is on disk (later rows are dropped), else epoch 0. A
+        run whose checkpoint already reaches its (lowered) epoch count is done there."""
+        rid = r.run_id
+        if self.store.read_config(rid) is None:
+            self.store.write_config(rid, r.config, r.seed, extra={"swept": r.swept})
+        ckpt = self.store.read_checkpoint(rid)
+        if ckpt is not None and not _checkpoint_belongs(ckpt, r):
+            self.log(f"run {rid}: checkpoint.pt belongs to another run (its config or "
+                     "seed differ): ignored, recomputing from epoch 0")  # fmt: skip
+            ckpt = None
+        epoch = int(ckpt["epoch"]) if ckpt else 0
+        proven = contiguous_epochs(self.store.read_returns(rid))
+        if epoch > proven:  # rows missing below the checkpoint: never leave a hole
+            held = f"epochs 1-{proven} only" if proven else "no epoch"
+            self.log(f"run {rid}: returns.csv holds {held}, its checkpoint is at "
+                     f"epoch {epoch}: recomputing it from epoch 0")  # fmt: skip
+            ckpt, epoch = None, 0
+        self.store.truncate_returns(rid, epoch)
+        if ckpt and epoch >= r.config.epochs and not ckpt.get("diverged"):
+            # `epochs` lowered below where the run got to: it is done, with the rows it has
+            self.store.write_policy(rid, policy_state(r.config, r.seed, to_numpy(ckpt["policy"])))
+            self.store.write_status(rid, "done", epochs_done=epoch)
+            return
+        if ckpt:
+            self.ckpts[rid] = to_numpy(ckpt)  # the worker then never imports torch
+        self.epochs[rid] = epoch
+        self.steps_seen[rid] = int(ckpt["env_steps"]) if ckpt else 0
 
     def _verified_finished(self, r: RunSpec) -> bool:
         """Is ``r`` finished with every row it claims? A done or diverged run whose
@@ -478,12 +527,31 @@ class SweepRunner:
         if status["state"] not in FINISHED_STATES:
             return False
         problem = None if status["state"] == "failed" else self.store.row_problem(
-            rid, r.config.epochs, status)  # fmt: skip
-        if problem is None:
-            return True
-        self.log(f"run {rid}: {problem}: recomputing it")
-        self.store.reopen(rid, problem)
-        return False
+            rid, None, status)  # fmt: skip
+        if problem is not None:
+            self.log(f"run {rid}: {problem}: recomputing it")
+            self.store.reopen(rid, problem)
+            return False
+        done = int(status.get("epochs_done") or 0)
+        if status["state"] == "done" and done < r.config.epochs:
+            self._extend(r, done)
+            return False
+        return True
+
+    def _extend(self, r: RunSpec, done: int) -> None:
+        """A done run asked for more epochs (``epochs`` raised): reopen it at its final
+        checkpoint, or at epoch 0 when it has none (finished before checkpoints were kept at
+        a run's end); its first ``done`` epochs come out the same either way."""
+        rid = r.run_id
+        ckpt = self.store.read_checkpoint(rid)
+        at = int(ckpt["epoch"]) if ckpt and _checkpoint_belongs(ckpt, r) else 0
+        at = at if at == done else 0
+        self.store.reopen(rid, f"extended from {done} to {r.config.epochs} epochs",
+                          epochs_done=at)  # fmt: skip
+        self.store.rewrite_config(rid, r.config, r.seed, r.swept)
+        how = "continuing from its final checkpoint" if at else (
+            "it has no final checkpoint: recomputing it from epoch 0")  # fmt: skip
+        self.log(f"run {rid}: extended from {done} to {r.config.epochs} epochs, {how}")
 
     # -------------------------------------------------------------- execution
     def _start_pack(self, runs: list[RunSpec], live: list[Pack]) -> None:
@@ -516,9 +584,9 @@ class SweepRunner:
             try:
                 for ref in gen:
                     self.queue.put((pack, ray.get(ref)))
-                self.queue.put((pack, ("closed",)))
+                self.queue.put((pack, StreamClosed()))
             except Exception as exc:  # worker or node died, object lost, cancelled
-                self.queue.put((pack, ("lost", repr(exc))))
+                self.queue.put((pack, StreamLost(repr(exc))))
 
         thread = threading.Thread(target=pump, daemon=True)
         thread.start()
@@ -583,12 +651,12 @@ class SweepRunner:
         self.on_event(prog)
         return prog
 
-    def _handle(self, pack: Pack, msg: tuple, prog: Progress, live: list[Pack],
+    def _handle(self, pack: Pack, msg: Message, prog: Progress, live: list[Pack],
                 pending_rows: dict[str, list[dict]], flush_rows: Callable[[], None]) -> None:  # fmt: skip
-        kind = msg[0]
-        if kind == "rows":
-            pack.epoch_s = float(msg[1][0][1]["wall_s"])  # the pack's epoch time, in every row
-            for rid, row in msg[1]:
+        """Apply one message of a pack's stream to the store and the progress."""
+        if isinstance(msg, Rows):
+            pack.epoch_s = msg.epoch_s
+            for rid, row in msg.rows:
                 pending_rows.setdefault(rid, []).append(row)
                 self.epochs[rid] = int(row["epoch"])
                 prog.epochs_done += 1
@@ -597,66 +665,85 @@ class SweepRunner:
                 if not math.isnan(row["return_mean"]):
                     self.last_return[rid] = row["return_mean"]
             return
-        # rows must be on disk before a checkpoint, status or truncation refers to them
-        flush_rows()
-        if kind == "stats":  # a worker may run several packs: its peak is its last report
-            self.worker_rss_mb[int(msg[2]["pid"])] = float(msg[2]["maxrss_mb"])
-            return
-        if kind == "ckpt":
-            _, rid, state = msg
-            self.store.write_checkpoint(rid, state)
-            self.ckpts[rid] = state
-            self.store.write_status(rid, "running", epochs_done=int(state["epoch"]))
-        elif kind == "end":
-            _, rid, state, pol, why = msg
-            self.store.write_policy(rid, pol)
-            self._finish(rid, state, why, prog)
-            pack.unfinished.discard(rid)
-            if state == "diverged":
-                self.log(f"run {rid} diverged at epoch {self.epochs.get(rid, 0)} ({why})")
-        elif kind == "released":  # stopped on request, every unfinished run checkpointed
-            self._forget_release(pack)
-            runs = [r for r in pack.runs if r.run_id in pack.unfinished]
-            pack.unfinished.clear()  # its "closed" message is then a no-op
-            free = self.cpus - sum(1 for p in live if p.unfinished)  # this pack's CPU included
-            parts = make_packs(runs, max(1, free))  # round-robin over min(runs, free CPUs)
-            for members in parts:
-                self._start_pack(members, live)
-            epochs = sorted({self.epochs[r.run_id] for r in runs})
-            self.log(f"rebalanced: a pack of {len(runs)} runs split into {len(parts)} at epoch "
-                     f"{'/'.join(map(str, epochs))} to use an idle CPU")  # fmt: skip
-        elif kind == "error":
-            tb = msg[2]
-            if len(pack.unfinished) == 1:
-                (rid,) = pack.unfinished
-                self._finish(rid, "failed", tb, prog)
-                pack.unfinished.clear()
-                last = tb.strip().splitlines()[-1] if tb.strip() else "error"
-                self.log(f"run {rid} failed: {last}")
-            else:  # isolate the culprit: each remaining run alone, from its checkpoint
-                for rid in sorted(pack.unfinished):
-                    self._rewind(rid)
-                    self._start_pack([self.run_by_id[rid]], live)
-                pack.unfinished.clear()
-        elif kind in ("lost", "closed") and pack.unfinished:
-            # worker or node died (lost), or the generator ended early (closed): resubmit
-            # from the last checkpoints, up to MAX_LOSSES times
-            why = msg[1] if kind == "lost" else "pack ended before its runs finished"
-            pack.losses += 1
-            if pack.losses > MAX_LOSSES:
-                for rid in sorted(pack.unfinished):
-                    self._finish(rid, "failed", f"worker lost {pack.losses} times: {why}", prog)
-                pack.unfinished.clear()
-            else:
-                for rid in pack.unfinished:
-                    self._rewind(rid)
-                epochs = ", ".join(str(self.epochs[r]) for r in sorted(pack.unfinished))
-                self.log(f"pack of {len(pack.unfinished)} runs lost ({why}); "
-                         f"resubmitting from epochs {epochs}")  # fmt: skip
-                self._submit(pack)
-        if kind in ("closed", "lost", "error") and not pack.unfinished and pack in live:
+        flush_rows()  # rows must be on disk before a checkpoint, status or truncation
+        match msg:
+            case WorkerStats():  # a worker may run several packs: its peak is its last report
+                self.worker_rss_mb[msg.pid] = msg.maxrss_mb
+            case Checkpoint():
+                self.store.write_checkpoint(msg.run_id, msg.state)
+                self.ckpts[msg.run_id] = msg.state
+                self.store.write_status(msg.run_id, "running", epochs_done=int(msg.state["epoch"]))
+            case RunEnded():
+                if msg.checkpoint is not None:  # what raising `epochs` later continues from
+                    self.store.write_checkpoint(msg.run_id, msg.checkpoint)
+                self.store.write_policy(msg.run_id, msg.policy)
+                self._finish(msg.run_id, msg.state, msg.reason, prog)
+                pack.unfinished.discard(msg.run_id)
+                if msg.state == "diverged":
+                    self.log(f"run {msg.run_id} diverged at epoch "
+                             f"{self.epochs.get(msg.run_id, 0)} ({msg.reason})")  # fmt: skip
+            case Released():  # stopped on request, every unfinished run checkpointed
+                self._split_released(pack, live)
+            case Failed():
+                self._failed(pack, msg.traceback, prog, live)
+            case StreamClosed() | StreamLost() if pack.unfinished:
+                why = (
+                    msg.why
+                    if isinstance(msg, StreamLost)
+                    else "pack ended before its runs finished"
+                )
+                self._lost(pack, why, prog)
+        if (
+            isinstance(msg, StreamClosed | StreamLost | Failed)
+            and not pack.unfinished
+            and pack in live
+        ):
             live.remove(pack)
             self._forget_release(pack)
+
+    def _split_released(self, pack: Pack, live: list[Pack]) -> None:
+        """A pack released on request: split its unfinished runs over the idle CPUs."""
+        self._forget_release(pack)
+        runs = [r for r in pack.runs if r.run_id in pack.unfinished]
+        pack.unfinished.clear()  # its StreamClosed is then a no-op
+        free = self.cpus - sum(1 for p in live if p.unfinished)  # this pack's CPU included
+        parts = make_packs(runs, max(1, free))  # round-robin over min(runs, free CPUs)
+        for members in parts:
+            self._start_pack(members, live)
+        epochs = sorted({self.epochs[r.run_id] for r in runs})
+        self.log(f"rebalanced: a pack of {len(runs)} runs split into {len(parts)} at epoch "
+                 f"{'/'.join(map(str, epochs))} to use an idle CPU")  # fmt: skip
+
+    def _failed(self, pack: Pack, tb: str, prog: Progress, live: list[Pack]) -> None:
+        """The pack's code raised: a run alone is failed (not retried); a pack of several is
+        split into packs of one from their checkpoints, to isolate the culprit."""
+        if len(pack.unfinished) == 1:
+            (rid,) = pack.unfinished
+            self._finish(rid, "failed", tb, prog)
+            pack.unfinished.clear()
+            last = tb.strip().splitlines()[-1] if tb.strip() else "error"
+            self.log(f"run {rid} failed: {last}")
+            return
+        for rid in sorted(pack.unfinished):
+            self._rewind(rid)
+            self._start_pack([self.run_by_id[rid]], live)
+        pack.unfinished.clear()
+
+    def _lost(self, pack: Pack, why: str, prog: Progress) -> None:
+        """The worker or node died (or the stream ended early): resubmit the pack from its
+        runs' last checkpoints, up to MAX_LOSSES times, then fail its runs."""
+        pack.losses += 1
+        if pack.losses > MAX_LOSSES:
+            for rid in sorted(pack.unfinished):
+                self._finish(rid, "failed", f"worker lost {pack.losses} times: {why}", prog)
+            pack.unfinished.clear()
+            return
+        for rid in pack.unfinished:
+            self._rewind(rid)
+        epochs = ", ".join(str(self.epochs[r]) for r in sorted(pack.unfinished))
+        self.log(f"pack of {len(pack.unfinished)} runs lost ({why}); "
+                 f"resubmitting from epochs {epochs}")  # fmt: skip
+        self._submit(pack)
 
     def _best_latest(self) -> tuple[float, str] | None:
         best = max(((v, k) for k, v in self.last_return.items()), default=None)

@@ -49,12 +49,18 @@ from a2c_core.results import (
     INT_RETURN_COLUMNS,
     PENDING,
     RETURN_COLUMNS,
+    RETURNS_HEADER,
     STATES,
+    ResultsFileError,
+    ReturnsFile,
     code_version,
     contiguous_epochs,
+    parse_returns,
+    parse_row,
+    read_policy,
     to_torch,
 )
-from a2c_core.spec import SpecError, Sweep, check_compatible, check_name, load_spec
+from a2c_core.spec import SpecError, Sweep, check_compatible, check_name, load_spec, run_id
 
 __all__ = [
     "FINISHED_STATES",
@@ -91,7 +97,7 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
-_HEADER = (",".join(RETURN_COLUMNS) + "\n").encode()
+_HEADER = RETURNS_HEADER
 _VERSION_PACKAGES = ("a2c-sweep", "torch", "numpy", "gymnasium", "ray")
 
 
@@ -262,52 +268,12 @@ def _record_to_mapping(record: Any) -> Mapping[str, Any]:
     raise StoreError(f"returns.csv: cannot read a row from {type(record).__name__}")
 
 
-def _parse_row(line: bytes) -> dict[str, Any] | None:
-    """One returns.csv data line -> dict, or None if malformed."""
+def _split_returns(data: bytes, where: str) -> ReturnsFile:
+    """a2c_core.results.parse_returns, its error as a StoreError."""
     try:
-        cells = line.decode("ascii").split(",")
-    except UnicodeDecodeError:
-        return None
-    if len(cells) != len(RETURN_COLUMNS):
-        return None
-    row: dict[str, Any] = {}
-    try:
-        for column, cell in zip(RETURN_COLUMNS, cells, strict=True):
-            row[column] = int(cell) if column in INT_RETURN_COLUMNS else float(cell)
-    except ValueError:
-        return None
-    return row
-
-
-def _split_returns(data: bytes, where: str) -> tuple[list[dict[str, Any]], list[bytes], bool]:
-    """(rows, their raw lines, torn) for the bytes of a returns.csv file.
-
-    Only the last line may be bad (torn: no trailing newline, wrong field count, unparsable);
-    a bad line anywhere else raises StoreError.
-    """
-    if not data:
-        return [], [], False
-    lines = data.split(b"\n")
-    torn = lines[-1] != b""  # no trailing newline
-    complete = lines[:-1]
-    if not complete:  # even the header is torn
-        return [], [], True
-    header = complete[0]
-    if header + b"\n" != _HEADER:
-        raise StoreError(f"{where}: unexpected header {header.decode(errors='replace')!r}")
-    rows: list[dict[str, Any]] = []
-    raw: list[bytes] = []
-    body = complete[1:]
-    for i, line in enumerate(body):
-        row = _parse_row(line)
-        if row is None:
-            if i == len(body) - 1 and not torn:
-                torn = True
-                break
-            raise StoreError(f"{where}: line {i + 2}: malformed row")
-        rows.append(row)
-        raw.append(line)
-    return rows, raw, torn
+        return parse_returns(data, where)
+    except ResultsFileError as exc:
+        raise StoreError(str(exc)) from None
 
 
 def _tail_is_clean(path: Path) -> bool:
@@ -324,7 +290,7 @@ def _tail_is_clean(path: Path) -> bool:
     if not tail.endswith(b"\n"):
         return False
     last = tail[:-1].rsplit(b"\n", 1)[-1]
-    return last + b"\n" == _HEADER or _parse_row(last) is not None
+    return last + b"\n" == _HEADER or not isinstance(parse_row(last), str)
 
 
 @functools.cache
@@ -414,6 +380,31 @@ class Store:
         return sorted(
             p.name for p in self.runs_dir.iterdir() if _is_real_dir(p) and _RUN_ID_RE.match(p.name)
         )
+
+    def migrate_run_ids(self, wanted: Iterable[str]) -> list[tuple[str, str]]:
+        """Rename run directories named by an older run-id rule (up to 0.1, the epoch count
+        was part of a run's id) to the id their config.json and seed have now, when that id
+        is in ``wanted`` (this sweep's runs) and not taken: relaunching a sweep made by an
+        older version continues its runs instead of recomputing them. Returns (old, new)."""
+        wanted = set(wanted)
+        moved = []
+        for old in self.run_ids():
+            if old in wanted:
+                continue
+            data = self.read_config(old)
+            try:
+                new = run_id(A2CConfig.from_dict(data["config"]), int(data["seed"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # not a run of this sweep's making: left alone
+            if new == old or new not in wanted or self.run_dir(new).exists():
+                continue
+            self.check_real(old)
+            os.replace(self.run_dir(old), self.run_dir(new))
+            _atomic_write_json(self.config_path(new), {**data, "run_id": new})
+            moved.append((old, new))
+        if moved:
+            _fsync_dir(self.runs_dir)
+        return moved
 
     def lock(self) -> SweepLock:
         """Take this sweep's exclusive lock (creating ``<root>/<name>/``); see :class:`SweepLock`.
@@ -573,19 +564,19 @@ class Store:
         return run_dir
 
     def restore_done(self, run_id: str, epochs: int) -> bool:
-        """A run without a readable status.json whose returns.csv holds epochs 1..``epochs``
-        and whose policy.pt loads is done (its status was lost after its last write, or
-        garbled): write status ``done`` again. Returns True if it did."""
+        """A run without a readable status.json whose returns.csv holds epochs 1..k, k at
+        least ``epochs``, and whose policy.pt loads is done (its status was lost after its
+        last write, or garbled): write status ``done`` again. Returns True if it did."""
         if self.read_status(run_id) is not None or not self.policy_path(run_id).is_file():
             return False
         rows = self.read_returns(run_id)
-        if len(rows) != epochs or contiguous_epochs(rows) != epochs:
+        if len(rows) < epochs or contiguous_epochs(rows) != len(rows):
             return False
         try:
             self.read_policy(run_id)
         except Exception:  # unreadable weights: the run is recomputed instead
             return False
-        self.write_status(run_id, "done", epochs_done=epochs)
+        self.write_status(run_id, "done", epochs_done=len(rows))
         return True
 
     def quarantine(self, run_id: str, name: str) -> Path | None:
@@ -607,33 +598,37 @@ class Store:
         self.check_real(run_id)
         self._write_config(run_id, config, seed, {"swept": dict(swept)})
 
-    def reopen(self, run_id: str, reason: str) -> None:
-        """Make a finished run unfinished again because its files fail verification
-        (:meth:`row_problem`): the one exception to "finished runs are never rewritten".
-        Its status becomes ``running`` with ``reason`` as its error until it ends again."""
+    def reopen(self, run_id: str, reason: str, epochs_done: int = 0) -> None:
+        """Make a finished run unfinished again, because its files fail verification
+        (:meth:`row_problem`) or because ``epochs`` was raised: the one exception to
+        "finished runs are never rewritten". Its status becomes ``running`` (at
+        ``epochs_done``) with ``reopened: <reason>`` as its error until it ends again."""
         self.check_real(run_id)
         self._finished.discard(run_id)
         status = {"state": "running", "error": f"reopened: {reason}", "wall_s": 0.0,
-                  "epochs_done": 0, "updated": _now()}  # fmt: skip
+                  "epochs_done": int(epochs_done), "updated": _now()}  # fmt: skip
         _atomic_write_json(self.status_path(run_id), status)
 
     def row_problem(
         self, run_id: str, epochs: int | None, status: Mapping | None = None
     ) -> str | None:
         """What is wrong with a run's returns.csv, or None: its epochs must be 1..k without
-        a gap or a repeat, and a finished run must have every epoch it reports (``epochs``
-        for a done run; ``epochs_done`` of its status for a diverged one)."""
+        a gap or a repeat, and a finished run must have every epoch its status reports
+        (``epochs_done``; for a done run without it, at least ``epochs``). A done run may
+        hold more rows than ``epochs``: `epochs` was lowered after it ran (rows are kept)."""
         rows = self.read_returns(run_id)
         k = contiguous_epochs(rows)
         if k < len(rows):
             return f"epochs are not contiguous after epoch {k} (next row: epoch {rows[k]['epoch']})"
         if status is None:
             return None
-        if status["state"] == "running" and k < int(status.get("epochs_done") or 0):
-            return f"checkpointed at epoch {status['epochs_done']} but returns.csv holds epochs 1-{k} only"
-        want = epochs if status["state"] == "done" else int(status.get("epochs_done") or k)
-        if status["state"] in ("done", "diverged") and k != want:
-            return f"{status['state']} but has {k} of {want} epochs"
+        reported = int(status.get("epochs_done") or 0)
+        if status["state"] == "running" and k < reported:
+            return f"checkpointed at epoch {reported} but returns.csv holds epochs 1-{k} only"
+        if status["state"] in ("done", "diverged"):
+            want = reported or (epochs if status["state"] == "done" and epochs else k)
+            if k != want:
+                return f"{status['state']} but has {k} of {want} epochs"
         return None
 
     # ---------------------------------------------------------------- config.json
@@ -743,8 +738,7 @@ class Store:
             data = path.read_bytes()
         except FileNotFoundError:
             return []
-        rows, _, _ = _split_returns(data, str(path))
-        return rows
+        return _split_returns(data, str(path)).rows
 
     def repair_returns(self, run_id: str, last_epoch: int | None = None) -> int:
         """Drop a torn last line and, if ``last_epoch`` is given, keep only the rows of epochs
@@ -759,8 +753,9 @@ class Store:
             data = path.read_bytes()
         except FileNotFoundError:
             return 0
-        rows, raw, torn = _split_returns(data, str(path))
-        keep = list(zip(rows, raw, strict=True))
+        parsed = _split_returns(data, str(path))
+        rows, torn = parsed.rows, parsed.torn
+        keep = list(zip(rows, parsed.lines, strict=True))
         if last_epoch is not None:  # only the contiguous rows 1..last_epoch survive
             keep = keep[: min(contiguous_epochs(rows), max(0, last_epoch))]
         if torn or len(keep) != len(rows):
@@ -803,9 +798,11 @@ class Store:
         self._write_torch(self.policy_path(run_id), state)
 
     def read_policy(self, run_id: str) -> dict[str, Any]:
-        import torch
-
-        return torch.load(self.policy_path(run_id), map_location="cpu", weights_only=True)
+        """policy.pt through a2c_core.results.read_policy (params as numpy arrays)."""
+        try:
+            return read_policy(self.policy_path(run_id))
+        except ResultsFileError as exc:
+            raise StoreError(str(exc)) from None
 
     # ---------------------------------------------------------------- reuse across sweeps
 
@@ -852,7 +849,8 @@ class Store:
     ) -> bool:
         """Copy a finished run with this id from another sweep of the root into runs/.
 
-        Copies config.json, returns.csv, status.json and policy.pt (not checkpoint.pt) into a
+        Copies config.json, returns.csv, status.json, policy.pt and a done run's final
+        checkpoint.pt (which extending it continues from) into a
         temp dir, then renames it into place (an unfinished run dir here is replaced). Returns
         True if a copy was made; False if none exists or this run is already finished here.
         """
@@ -864,7 +862,7 @@ class Store:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix=f"{_TMP_PREFIX}{run_id}."))
         try:
-            for name in ("config.json", "returns.csv", "policy.pt", "status.json"):
+            for name in ("config.json", "returns.csv", "policy.pt", "checkpoint.pt", "status.json"):
                 src = source / name
                 if not src.exists():
                     continue

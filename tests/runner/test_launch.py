@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runner.messages import Checkpoint, Failed, Rows, RunEnded
 from runner.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -705,13 +706,14 @@ def test_released_pack_checkpoints_every_unfinished_run() -> None:
 
     msgs = list(pack_task_body(configs, [1, 2, 3], ["a", "b", "c"], [None] * 3, 1e9,
                                release_requested))  # fmt: skip
-    kinds = [m[0] for m in msgs]
-    assert kinds == ["rows", "end", "rows", "rows", "ckpt", "ckpt", "released", "stats"], msgs
-    assert msgs[1][1:3] == ("b", "diverged")
-    assert [rid for rid, _ in msgs[3][1]] == ["a", "c"]
-    assert all(row["epoch"] == 3 for _, row in msgs[3][1])
-    assert [(m[1], m[2]["epoch"]) for m in msgs[4:6]] == [("a", 3), ("c", 3)]
-    assert msgs[6][2] == ["a", "c"]
+    kinds = [type(m).__name__ for m in msgs]
+    assert kinds == ["Rows", "RunEnded", "Rows", "Rows", "Checkpoint", "Checkpoint", "Released",
+                     "WorkerStats"], msgs  # fmt: skip
+    assert (msgs[1].run_id, msgs[1].state, msgs[1].checkpoint) == ("b", "diverged", None)
+    assert [rid for rid, _ in msgs[3].rows] == ["a", "c"]
+    assert all(row["epoch"] == 3 for _, row in msgs[3].rows)
+    assert [(m.run_id, m.state["epoch"]) for m in msgs[4:6]] == [("a", 3), ("c", 3)]
+    assert msgs[6].run_ids == ["a", "c"]
     assert len(polls) == 3  # once per epoch, and never after the release
 
 
@@ -776,26 +778,30 @@ def test_pack_keeps_checkpointing_after_its_last_run_finishes() -> None:
     for msg in pack_task_body(configs, [1, 2], ["a", "b"], [None, None], every):
         stamped.append((time.monotonic(), msg))
     msgs = [m for _, m in stamped]
-    assert not [m for m in msgs if m[0] == "error"], msgs
-    assert {m[1]: m[2] for m in msgs if m[0] == "end"} == {"a": "done", "b": "diverged"}
-    # one "rows" message per epoch, holding each run's row of that epoch
-    rows = [t for t, m in stamped if m[0] == "rows" and "a" in dict(m[1])]
+    assert not [m for m in msgs if isinstance(m, Failed)], msgs
+    ends = {m.run_id: m for m in msgs if isinstance(m, RunEnded)}
+    assert {rid: m.state for rid, m in ends.items()} == {"a": "done", "b": "diverged"}
+    # a done run's end carries its final checkpoint (what extending it continues from)
+    assert ends["a"].checkpoint["epoch"] == 80 and ends["b"].checkpoint is None
+    # one Rows message per epoch, holding each run's row of that epoch
+    rows = [t for t, m in stamped if isinstance(m, Rows) and "a" in dict(m.rows)]
     span = rows[-1] - rows[0]
-    ckpts = [m[2]["epoch"] for m in msgs if m[0] == "ckpt" and m[1] == "a"]
+    ckpts = [m.state["epoch"] for m in msgs if isinstance(m, Checkpoint) and m.run_id == "a"]
     assert ckpts == sorted(set(ckpts)) and len(rows) == 80
     # each message holds one epoch: both runs at epoch 1 (b diverges there), then a alone;
     # a checkpoint or an end comes after the rows of its epoch
-    batches = [m[1] for m in msgs if m[0] == "rows"]
+    batches = [m.rows for m in msgs if isinstance(m, Rows)]
     assert [[(rid, row["epoch"]) for rid, row in b] for b in batches[:2]] == [
         [("a", 1), ("b", 1)], [("a", 2)]]  # fmt: skip
     assert all(len(b) == 1 and b[0][1]["epoch"] == i + 2 for i, b in enumerate(batches[1:]))
     last_epoch = {}
     for m in msgs:
-        if m[0] == "rows":
-            last_epoch.update((rid, row["epoch"]) for rid, row in m[1])
-        elif m[0] in ("ckpt", "end"):
-            assert last_epoch.get(m[1]) == (m[2]["epoch"] if m[0] == "ckpt" else
-                                            {"a": 80, "b": 1}[m[1]]), m[:2]  # fmt: skip
+        if isinstance(m, Rows):
+            last_epoch.update((rid, row["epoch"]) for rid, row in m.rows)
+        elif isinstance(m, Checkpoint):
+            assert last_epoch.get(m.run_id) == m.state["epoch"], m.run_id
+        elif isinstance(m, RunEnded):
+            assert last_epoch.get(m.run_id) == {"a": 80, "b": 1}[m.run_id], m.run_id
     assert span > 4 * every, f"epochs too fast to test the cadence ({span:.3f} s)"
     assert 3 <= len(ckpts) <= span / every + 1, (span, ckpts)
 

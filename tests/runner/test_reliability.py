@@ -448,7 +448,7 @@ def test_worker_side_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         msgs = list(pack_task_body([cfg, cfg], [1, 2], ["a", "b"], [None, None], 0.0))
     finally:
         active = False
-    assert [m[0] for m in msgs].count("end") == 2, [m[0] for m in msgs]
+    assert [type(m).__name__ for m in msgs].count("RunEnded") == 2, msgs
     outside = [p for p in written if "/__pycache__" not in p  # numba's on-disk cache
                and not any(p.startswith(os.path.abspath(os.path.expanduser(c))) for c in caches)]  # fmt: skip
     assert outside == [], outside

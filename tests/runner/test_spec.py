@@ -85,6 +85,7 @@ MINIMAL = "name: t\nseeds: [0]\n"
         (MINIMAL + "whatever: 1\n", ["whatever", "unknown key"]),
         (MINIMAL + "grid:\n  polcy_lr: [0.1]\n", ["grid.polcy_lr", "policy_lr"]),
         (MINIMAL + "grid:\n  name: [a, b]\n", ["grid.name"]),
+        (MINIMAL + "grid:\n  epochs: [50, 100]\n", ["grid.epochs", "cannot be swept", "prefix"]),
         (MINIMAL + "execution:\n  num_cpu: 2\n", ["execution.num_cpu", "num_cpus"]),
         (MINIMAL + "execution:\n  checkpoint_every_s: 0\n", ["execution.checkpoint_every_s"]),
         (MINIMAL + "execution:\n  pack_size: 1.5\n", ["execution.pack_size"]),
@@ -343,9 +344,14 @@ def test_experiment_key_and_compatibility(tmp_path: Path) -> None:
     # writing a default explicitly is the same experiment
     explicit = load_spec(write(tmp_path, BASE + "hidden: 64\n", "c.yaml"))
     check_compatible(base, explicit)
+    # epochs raised or lowered: the same experiment, its runs extended or kept (same ids)
+    longer = load_spec(write(tmp_path, BASE.replace("epochs: 100", "epochs: 200"), "d.yaml"))
+    check_compatible(base, longer)
+    assert [r.run_id for r in longer.runs()] == [r.run_id for r in base.runs()]
     # a fixed field changed
-    other = load_spec(write(tmp_path, BASE.replace("epochs: 100", "epochs: 50"), "d.yaml"))
-    with pytest.raises(SpecError, match="epochs"):
+    other = load_spec(write(tmp_path, BASE.replace("gamma: [0.99, 0.999]", "gamma: [0.99]")
+                            .replace("value_iters: 80", "value_iters: 40"), "e.yaml"))  # fmt: skip
+    with pytest.raises(SpecError, match="value_iters"):
         check_compatible(base, other)
     # a grid key added
     added = load_spec(

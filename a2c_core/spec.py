@@ -400,6 +400,71 @@ def load_spec(source: str | Path | Mapping[str, Any] | Sweep) -> Sweep:
     return _parse(text, path)
 
 
+def _parse_grid(
+    data: dict, fixed: dict[str, Any], err: Callable[[str, str], NoReturn]
+) -> dict[str, list[Any]]:
+    """The ``grid:`` mapping: known, sweepable fields, each a non-empty list of distinct
+    values of the field's type (coerced as the fixed fields are)."""
+    raw_grid = data.get("grid")
+    if raw_grid is None:
+        raw_grid = {}
+    if not isinstance(raw_grid, dict):
+        err("grid", f"expected a mapping of field: [values], got {raw_grid!r}")
+    grid: dict[str, list[Any]] = {}
+    for key, values in raw_grid.items():
+        where = f"grid.{key}"
+        if key not in FIELD_TYPES:
+            if key in _META_KEYS:
+                err(where, "not an A2CConfig field; it cannot be swept")
+            err(where, _unknown_key(key, FIELD_TYPES, "A2CConfig field"))
+        if key in NOT_IN_RUN_ID:
+            err(
+                where,
+                "cannot be swept: a run's first E epochs are the same whatever its "
+                "total, so every value would be the same run; set `epochs` to the largest "
+                "value (each shorter horizon is a prefix of its rows)",
+            )
+        if key in fixed:
+            err(
+                where,
+                f"also set at top level ({key}: {data[key]!r}); a field is fixed or swept, "
+                "not both",
+            )
+        if not isinstance(values, list):
+            err(where, f"expected a non-empty list of values, got {values!r}")
+        if not values:
+            err(where, "empty list: give at least one value")
+        coerced: list[Any] = []
+        seen_values: set[Any] = set()
+        for i, value in enumerate(values):
+            problem = _type_problem(key, value)
+            if problem:
+                err(f"{where}[{i}]", problem)
+            value = _coerce(key, value)
+            # same type within a field, so == is exact (0.1 == 1e-1; 1 == 1.0 after coercion);
+            # a set keeps this linear for long value lists
+            if value in seen_values:
+                err(where, f"duplicate value {values[i]!r}")
+            seen_values.add(value)
+            coerced.append(value)
+        grid[key] = coerced
+    return grid
+
+
+def _check_envs(grid: dict[str, list[Any]], fixed: dict[str, Any], key_path: Callable[[str], str],
+                err: Callable[[str, str], NoReturn]) -> None:  # fmt: skip
+    """Every env id of the sweep must be registered (with a close match as a hint)."""
+    envs = grid.get("env", [fixed.get("env", A2CConfig().env)])
+    known = None
+    for i, env in enumerate(envs):
+        known = known if known is not None else _known_env_ids()
+        if env not in known:
+            close = difflib.get_close_matches(env, sorted(known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            where = f"grid.env[{i}]" if "env" in grid else key_path("env")
+            err(where, f"unknown environment id {env!r}{hint}")
+
+
 def _parse(text: str, path: Path) -> Sweep:
     def err(key: str, problem: str) -> NoReturn:
         raise SpecError(f"{path}: {key}: {problem}")
@@ -444,49 +509,7 @@ def _parse(text: str, path: Path) -> Sweep:
                 err(key, problem)
             fixed[key] = _coerce(key, value)
 
-    raw_grid = data.get("grid")
-    if raw_grid is None:
-        raw_grid = {}
-    if not isinstance(raw_grid, dict):
-        err("grid", f"expected a mapping of field: [values], got {raw_grid!r}")
-    grid: dict[str, list[Any]] = {}
-    for key, values in raw_grid.items():
-        where = f"grid.{key}"
-        if key not in FIELD_TYPES:
-            if key in _META_KEYS:
-                err(where, "not an A2CConfig field; it cannot be swept")
-            err(where, _unknown_key(key, FIELD_TYPES, "A2CConfig field"))
-        if key in NOT_IN_RUN_ID:
-            err(
-                where,
-                "cannot be swept: a run's first E epochs are the same whatever its "
-                "total, so every value would be the same run; set `epochs` to the largest "
-                "value (each shorter horizon is a prefix of its rows)",
-            )
-        if key in fixed:
-            err(
-                where,
-                f"also set at top level ({key}: {data[key]!r}); a field is fixed or swept, "
-                "not both",
-            )
-        if not isinstance(values, list):
-            err(where, f"expected a non-empty list of values, got {values!r}")
-        if not values:
-            err(where, "empty list: give at least one value")
-        coerced: list[Any] = []
-        seen_values: set[Any] = set()
-        for i, value in enumerate(values):
-            problem = _type_problem(key, value)
-            if problem:
-                err(f"{where}[{i}]", problem)
-            value = _coerce(key, value)
-            # same type within a field, so == is exact (0.1 == 1e-1; 1 == 1.0 after coercion);
-            # a set keeps this linear for long value lists
-            if value in seen_values:
-                err(where, f"duplicate value {values[i]!r}")
-            seen_values.add(value)
-            coerced.append(value)
-        grid[key] = coerced
+    grid = _parse_grid(data, fixed, err)
 
     def key_path(field_name: str) -> str:
         if field_name in grid:
@@ -514,15 +537,7 @@ def _parse(text: str, path: Path) -> Sweep:
             except ValueError as exc:
                 config_error(exc)
 
-    envs = grid.get("env", [fixed.get("env", A2CConfig().env)])
-    known = None
-    for i, env in enumerate(envs):
-        known = known if known is not None else _known_env_ids()
-        if env not in known:
-            close = difflib.get_close_matches(env, sorted(known), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            where = f"grid.env[{i}]" if "env" in grid else key_path("env")
-            err(where, f"unknown environment id {env!r}{hint}")
+    _check_envs(grid, fixed, key_path, err)
 
     sweep = Sweep(
         name=name,

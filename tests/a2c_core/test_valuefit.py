@@ -82,8 +82,8 @@ def test_engine_runs_on_the_fallback_path(monkeypatch):
     from a2c_core import A2CConfig, engine, fused, train
 
     calls = []
-    generic = engine._generic_rollout
-    monkeypatch.setattr(engine, "_generic_rollout", lambda *a: calls.append(1) or generic(*a))
+    generic = engine._step_generic
+    monkeypatch.setattr(engine, "_step_generic", lambda *a: calls.append(1) or generic(*a))
     monkeypatch.setattr(vf, "_HAVE_NUMBA", False)
     monkeypatch.setattr(vf, "_warned", True)
     monkeypatch.setattr(fused, "_HAVE_NUMBA", False)

@@ -111,7 +111,8 @@ def test_empty_sweep(tmp_path: Path) -> None:
     "content",
     [
         "epoch,oops\n1,2\n",  # wrong header
-        ",".join(RETURN_COLUMNS) + "\n1,100,5,garbage,1,1,1,1,1,1,1,1,1\n",  # not a number
+        ",".join(RETURN_COLUMNS)
+        + "\n1,100,5,garbage,1,1,1,1,1,1,1,1,1\n2,2,2,1,1,1,1,1,1,1,1,1,1\n",  # not a number
         ",".join(RETURN_COLUMNS) + "\n1,100,5\n2,200,5,1,1,1,1,1,1,1,1,1,1\n",  # short row
         "\x00\xff\xfe binary",
     ],

@@ -528,7 +528,7 @@ def test_worker_killed_mid_pack(tmp_path: Path, reference: dict) -> None:
     assert_matches_reference(results, reference)
 
 
-def worker_env_task():
+def worker_env_task(num_cpus: float = 1):
     """A Ray task (defined here so cloudpickle ships it by value) reporting WORKER_ENV's keys."""
     import ray
 
@@ -538,7 +538,7 @@ def worker_env_task():
         return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")}  # fmt: skip
 
-    return ray.remote(env).options(num_cpus=1)
+    return ray.remote(env).options(num_cpus=num_cpus)
 
 
 @pytest.mark.timeout(120)
@@ -565,49 +565,59 @@ def test_embedded_ray_workers_are_single_threaded(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.timeout(300)
 def test_two_node_cluster_node_removed(tmp_path: Path, reference: dict) -> None:
+    """run_sweep on a 2-node cluster (by address); the second node is removed once every run
+    has a checkpoint at epoch >= 10: its pack is resubmitted and the numbers are bitwise
+    those of the uninterrupted sweep."""
+    import json
+
     import ray
     from ray.cluster_utils import Cluster
 
-    from runner.launch import WORKER_ENV, SweepRunner, init_ray
-    from runner.store import Store
+    from runner import run_sweep
+    from runner.launch import WORKER_ENV
 
     assert not ray.is_initialized()
     path = write_sweep(tmp_path / "long.yaml", LONG)
     results = tmp_path / "results"
-    sweep = load_spec(path)
+    ids = [r.run_id for r in load_spec(path).runs()]
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
     )
+    logs: list[str] = []
+    removed: list[int] = []
+    worker_env: list[dict] = []
+
+    def checkpointed_at(rid: str) -> int:
+        try:
+            return json.loads((run_dir(results, "long", rid) / "status.json").read_text())[
+                "epochs_done"
+            ]
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    def on_event(progress) -> None:
+        import ray
+
+        if not worker_env:  # a task of this driver's job, beside the packs (needs no CPU)
+            task = worker_env_task(num_cpus=0)
+            worker_env.append(ray.get(task.remote(), timeout=60))
+        if not removed and all(checkpointed_at(rid) >= 10 for rid in ids):
+            removed.append(progress.epochs_done)
+            cluster.remove_node(worker)  # the second node, running one of the 2 packs
+
     try:
         worker = cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        cpus = init_ray(cluster.address, None)
-        assert cpus == 2
-        assert ray.get(worker_env_task().remote()) == WORKER_ENV
-        store = Store(results, sweep.name)
-        store.init_sweep(sweep)
-        logs: list[str] = []
-        removed: list[int] = []
-
-        def on_event(progress) -> None:
-            if removed:
-                return
-            ids = [r.run_id for r in sweep.runs()]
-            if all(rid in runner.ckpts and runner.epochs.get(rid, 0) >= 10 for rid in ids):
-                removed.append(sum(runner.epochs.values()))
-                cluster.remove_node(worker)  # the second node, running one of the 2 packs
-
-        runner = SweepRunner(sweep, store, cpus=cpus, on_event=on_event, log=logs.append)
-        todo = runner.prepare()
-        assert len(todo) == 4
-        prog = runner.execute(todo)
-        store.write_runs_csv_for(sweep)
+        result = run_sweep(path, results, address=cluster.address, on_event=on_event,
+                           log=logs.append, warn=logs.append)  # fmt: skip
+        assert ray.is_initialized() is False  # run_sweep disconnected from the cluster
     finally:
         ray.shutdown()
         cluster.shutdown()
+    assert worker_env == [WORKER_ENV]  # runtime_env reaches the cluster's workers
     assert removed, "the node was never removed"
     assert removed[0] < LONG_EPOCHS * 4
-    assert (prog.done, prog.failed, prog.diverged) == (4, 0, 0)
+    assert result.counts["done"] == 4 and result.ok, result
     assert any("resubmitting from epochs" in line for line in logs), logs
     assert_matches_reference(results, reference)
 
@@ -622,7 +632,7 @@ def test_idle_cpu_takes_over_half_of_a_slower_pack(
     import ray
 
     import runner.launch as launch
-    from runner.store import Store
+    from runner import run_sweep
 
     real_make_packs, packed = launch.make_packs, []
 
@@ -633,19 +643,12 @@ def test_idle_cpu_takes_over_half_of_a_slower_pack(
     monkeypatch.setattr(launch, "make_packs", uneven)
     monkeypatch.setattr(launch, "MIN_SECONDS_TO_SPLIT", 0.5)  # this sweep's epochs take ~30 ms
     assert not ray.is_initialized()
-    path = write_sweep(tmp_path / "long.yaml", LONG)
+    path = write_sweep(tmp_path / "long.yaml", LONG)  # execution.num_cpus: 2
     results = tmp_path / "results"
-    sweep = load_spec(path)
-    store = Store(results, sweep.name)
-    store.init_sweep(sweep)
     logs: list[str] = []
-    try:
-        runner = launch.SweepRunner(sweep, store, cpus=launch.init_ray(None, 2), log=logs.append)
-        prog = runner.execute(runner.prepare())
-        store.write_runs_csv_for(sweep)
-    finally:
-        ray.shutdown()
-    assert (prog.done, prog.failed, prog.diverged) == (4, 0, 0)
+    result = run_sweep(path, results, log=logs.append, warn=logs.append)
+    assert not ray.is_initialized()  # the embedded Ray is stopped
+    assert result.counts["done"] == 4 and result.ok, result
     splits = [line for line in logs if line.startswith("rebalanced: a pack of")]
     assert splits and splits[0].startswith("rebalanced: a pack of 3 runs split into 2"), logs
     assert packed[:2] == [4, 3], packed

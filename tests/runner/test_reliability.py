@@ -465,10 +465,10 @@ def test_a_refused_launch_changes_nothing_on_disk(tmp_path: Path, cut_reference)
     results = tmp_path / "results"
     shutil.copytree(ref_results, results)
     before = tree_snapshot(results)
-    other = {**CUT, "epochs": 61}  # another experiment under the same name
+    other = {**CUT, "lam": 0.5}  # another experiment under the same name
     out = run_cli("run", write_sweep(tmp_path / "other.yaml", other), "--results", results)
     assert out.returncode == 2, out.stdout + out.stderr
-    assert "epochs" in one_error_line(out)
+    assert "lam: fixed to 0.5 here" in one_error_line(out)
     assert without_lock(tree_snapshot(results)) == without_lock(before)
 
 

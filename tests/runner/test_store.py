@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from a2c_core.config import A2CConfig
+from a2c_core.results import policy_state
 from runner.spec import SpecError, Sweep, load_spec, run_id
 from runner.store import (
     RETURN_COLUMNS,
@@ -80,7 +81,7 @@ def test_atomic_writes_leave_no_temp_files(tmp_path: Path, store: Store) -> None
     store.write_status(RID, "running", epochs_done=0)
     store.append_returns(RID, [row(1), row(2)])
     store.write_checkpoint(RID, {"epoch": 2, "w": __import__("torch").zeros(3)})
-    store.write_policy(RID, {"w": __import__("torch").ones(3)})
+    store.write_policy(RID, policy_state(A2CConfig(), 0, {"w": np.ones(3)}))
     store.write_runs_csv_for(sweep)
     store.write_status(RID, "done", wall_s=1.5, epochs_done=2)
     assert temp_files(store.root) == []
@@ -98,7 +99,7 @@ def test_atomic_writes_leave_no_temp_files(tmp_path: Path, store: Store) -> None
     assert config["config"] == A2CConfig().to_dict()
     assert config["versions"]["python"] and "torch" in config["versions"]
     assert store.read_checkpoint(RID)["epoch"] == 2
-    assert store.read_policy(RID)["w"].tolist() == [1.0, 1.0, 1.0]
+    assert store.read_policy(RID)["params"]["w"].tolist() == [1.0, 1.0, 1.0]
 
 
 def test_failed_atomic_write_keeps_old_file_and_no_temp(store: Store) -> None:
@@ -246,9 +247,9 @@ def test_corrupt_middle_row_is_an_error(store: Store) -> None:
     lines = store.returns_path(RID).read_bytes().split(b"\n")
     lines.insert(2, b"garbage")
     store.returns_path(RID).write_bytes(b"\n".join(lines))
-    with pytest.raises(StoreError, match="malformed"):
+    with pytest.raises(StoreError, match="line 3: corrupt returns.csv"):
         store.read_returns(RID)
-    with pytest.raises(StoreError, match="malformed"):
+    with pytest.raises(StoreError, match="line 3: corrupt returns.csv"):
         store.repair_returns(RID)
 
 
@@ -363,13 +364,15 @@ def test_copy_finished_from_other_sweep(tmp_path: Path) -> None:
     finish(one, rid, config, 4)
     assert two.copy_finished_from_other_sweep(rid) is True
     target = two.run_dir(rid)
+    # with the final checkpoint, from which raising `epochs` continues the run
     assert sorted(p.name for p in target.iterdir()) == [
+        "checkpoint.pt",
         "config.json",
         "policy.pt",
         "returns.csv",
         "status.json",
     ]
-    for name in ("config.json", "policy.pt", "returns.csv", "status.json"):
+    for name in ("checkpoint.pt", "config.json", "policy.pt", "returns.csv", "status.json"):
         assert (target / name).read_bytes() == (one.run_dir(rid) / name).read_bytes()
     assert two.is_finished(rid)
     assert two.copy_finished_from_other_sweep(rid) is False  # already there
@@ -394,7 +397,8 @@ def test_copy_replaces_unfinished_local_run(tmp_path: Path) -> None:
     two.write_status(rid, "running")
     finish(one, rid, config, 1)
     assert two.copy_finished_from_other_sweep(rid)
-    assert not two.checkpoint_path(rid).exists()
+    # the local run's stale checkpoint is replaced by the finished copy's
+    assert two.checkpoint_path(rid).read_bytes() == one.checkpoint_path(rid).read_bytes()
     assert [r["epoch"] for r in two.read_returns(rid)] == list(range(1, config.epochs + 1))
     assert two.read_status(rid)["state"] == "done"
     assert temp_files(root) == []
@@ -434,7 +438,7 @@ def test_init_sweep_relaunch_and_compatible_edit(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "key"),
     [
-        (("epochs: 20", "epochs: 30"), "epochs"),
+        (("epochs: 20", "epochs: 20\nvalue_iters: 40"), "value_iters"),
         (("grid:\n", "grid:\n  lam: [0.9, 0.95]\n"), "grid.lam"),
         (("grid:\n", "lam: 0.9\ngrid:\n"), "lam"),
         (("  gamma: [0.99, 0.999]\n", "gamma: 0.99\n"), "gamma"),
@@ -474,3 +478,36 @@ def test_clean_temp_removes_crash_leftovers(tmp_path: Path) -> None:
     assert temp_files(store.root) == [mine]
     assert keep.exists() and store.run_ids() == [RID]
     assert os.listdir(store.runs_dir) == [RID]
+
+
+def test_store_and_analysis_read_returns_alike(tmp_path: Path, store: Store) -> None:
+    """One reader: the store, analysis and status see the same rows in the same files."""
+    from analysis.load import AnalysisError
+    from analysis.load import read_returns as analysis_rows
+
+    store.append_returns(RID, [row(1), row(2), row(3)])
+    path = store.returns_path(RID)
+    good = path.read_bytes()
+    cases = {
+        "torn": good + b"4,4000,1",
+        "blank lines at the end": good + b"\n\n",
+        "bad last line": good + b"4,x\n",
+        "bad middle line": good.replace(b"\n2,", b"\n2,x,", 1),
+        "crlf": good.replace(b"\n", b"\r\n"),
+        "binary": b"\x00\xff\xfe",
+    }
+    for what, data in cases.items():
+        path.write_bytes(data)
+        try:
+            mine = [r["epoch"] for r in store.read_returns(RID)]
+        except StoreError as exc:
+            mine = str(exc)
+        try:
+            theirs = analysis_rows(path)["epoch"].tolist()
+        except AnalysisError as exc:
+            theirs = str(exc)
+        assert mine == theirs, what
+        if what in ("bad middle line", "crlf", "binary"):
+            assert "corrupt returns.csv" in mine and str(path) in mine, what
+        else:
+            assert mine == [1, 2, 3], what

@@ -107,6 +107,8 @@ def parse_returns(data: bytes, where: str) -> ReturnsFile:
             raise ResultsFileError(f"{where}: corrupt returns.csv: unexpected header "
                                    f"{lines[0][:60].decode(errors='replace')!r}")  # fmt: skip
         return ReturnsFile(torn=torn)  # empty, or a header cut short: no rows yet
+    if complete[0].endswith(b"\r") and complete[0][:-1] + b"\n" == RETURNS_HEADER:
+        raise ResultsFileError(f"{where}: corrupt returns.csv: CRLF (Windows) line endings")
     if complete[0] + b"\n" != RETURNS_HEADER:
         raise ResultsFileError(
             f"{where}: corrupt returns.csv: unexpected header "

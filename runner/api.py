@@ -142,7 +142,7 @@ def run_sweep(
             raise SweepError(str(exc)) from None
         initialized = True
         # what is left to train is known from disk: a finished sweep needs no Ray
-        runner = SweepRunner(sweep, store, cpus=1, log=warn)
+        runner = SweepRunner(sweep, store, cpus=1, log=warn, info=say)
         try:
             todo = runner.prepare()
         except StoreError as exc:

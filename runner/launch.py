@@ -431,10 +431,12 @@ class Progress:
 class SweepRunner:
     def __init__(self, sweep: Sweep, store: Store, *, cpus: int,
                  on_event: Callable[[Progress], None] | None = None,
-                 log: Callable[[str], None] | None = None):  # fmt: skip
+                 log: Callable[[str], None] | None = None,
+                 info: Callable[[str], None] | None = None):  # fmt: skip
         self.sweep, self.store, self.cpus = sweep, store, cpus
         self.on_event = on_event or (lambda p: None)
         self.log = log or (lambda line: None)  # failures and resubmissions, as they happen
+        self.info = info or self.log  # what a launch does as asked: extend, copy, rename
         self.queue: queue.Queue = queue.Queue()
         self.ckpts: dict[str, dict] = {}
         self.epochs: dict[str, int] = {}
@@ -454,15 +456,19 @@ class SweepRunner:
         unfinished runs to their checkpoint. Returns the runs still to train."""
         moved = self.store.migrate_run_ids(r.run_id for r in self.sweep.runs())
         if moved:
-            self.log(f"{len(moved)} run directories renamed to this version's run ids "
+            self.info(f"{len(moved)} run directories renamed to this version's run ids "
                      "(the epoch count is no longer part of a run's id)")  # fmt: skip
         todo = []
         for r in self.sweep.runs():
             self.run_by_id[r.run_id] = r
             if self._verified_finished(r):
                 continue
-            if self.store.copy_finished_from_other_sweep(r.run_id) and self._verified_finished(r):
-                continue
+            source = self.store.copy_finished_from_other_sweep(r.run_id, min_epochs=r.config.epochs)
+            if source is not None:
+                self.info(f"run {r.run_id}: copied from sweep {source.parent.parent.name}, "
+                          "where it is finished")  # fmt: skip
+                if self._verified_finished(r):
+                    continue
             todo.append(r)
         for r in todo:
             self._resume_point(r)
@@ -529,7 +535,8 @@ class SweepRunner:
         problem = None if status["state"] == "failed" else self.store.row_problem(
             rid, None, status)  # fmt: skip
         if problem is not None:
-            self.log(f"run {rid}: {problem}: recomputing it")
+            self.log(f"run {rid}: {problem}: recomputing it (from its checkpoint when the rows "
+                 "up to it are intact)")  # fmt: skip
             self.store.reopen(rid, problem)
             return False
         done = int(status.get("epochs_done") or 0)
@@ -550,8 +557,9 @@ class SweepRunner:
                           epochs_done=at)  # fmt: skip
         self.store.rewrite_config(rid, r.config, r.seed, r.swept)
         how = "continuing from its final checkpoint" if at else (
-            "it has no final checkpoint: recomputing it from epoch 0")  # fmt: skip
-        self.log(f"run {rid}: extended from {done} to {r.config.epochs} epochs, {how}")
+            "it has no usable final checkpoint (missing, unreadable, another run's or at "
+            "another epoch): recomputing it from epoch 0")  # fmt: skip
+        self.info(f"run {rid}: extended from {done} to {r.config.epochs} epochs, {how}")
 
     # -------------------------------------------------------------- execution
     def _start_pack(self, runs: list[RunSpec], live: list[Pack]) -> None:

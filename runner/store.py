@@ -628,7 +628,8 @@ class Store:
         if status["state"] in ("done", "diverged"):
             want = reported or (epochs if status["state"] == "done" and epochs else k)
             if k != want:
-                return f"{status['state']} but has {k} of {want} epochs"
+                return (f"status.json says {status['state']} at epoch {want} but returns.csv "
+                        f"holds epochs 1-{k}")  # fmt: skip
         return None
 
     # ---------------------------------------------------------------- config.json
@@ -807,9 +808,11 @@ class Store:
     # ---------------------------------------------------------------- reuse across sweeps
 
     def find_finished_elsewhere(
-        self, run_id: str, states: Iterable[str] = FINISHED_STATES
+        self, run_id: str, states: Iterable[str] = FINISHED_STATES, min_epochs: int = 0
     ) -> Path | None:
-        """A finished copy of ``run_id`` in another sweep of the same root (done preferred)."""
+        """A finished copy of ``run_id`` in another sweep of the same root (done preferred);
+        a done copy must hold at least ``min_epochs`` epochs (a shorter one is no use to a
+        sweep that asks for more: extending its own run costs less)."""
         self.run_dir(run_id)  # validates the id
         states = set(states)
         if not self.root.is_dir():
@@ -825,6 +828,8 @@ class Store:
             other = Store(self.root, sweep_dir.name)
             status = other.read_status(run_id)
             if status is None or status["state"] not in states:
+                continue
+            if status["state"] == "done" and int(status.get("epochs_done") or 0) < min_epochs:
                 continue
             config = other.read_config(run_id)
             if config is None or config.get("run_id") != run_id:
@@ -845,20 +850,21 @@ class Store:
         return None
 
     def copy_finished_from_other_sweep(
-        self, run_id: str, states: Iterable[str] = FINISHED_STATES
-    ) -> bool:
+        self, run_id: str, states: Iterable[str] = FINISHED_STATES, min_epochs: int = 0
+    ) -> Path | None:
         """Copy a finished run with this id from another sweep of the root into runs/.
 
         Copies config.json, returns.csv, status.json, policy.pt and a done run's final
         checkpoint.pt (which extending it continues from) into a
         temp dir, then renames it into place (an unfinished run dir here is replaced). Returns
-        True if a copy was made; False if none exists or this run is already finished here.
+        the run directory copied from; None if none exists (see :meth:`find_finished_elsewhere`)
+        or this run is already finished here.
         """
         if self.is_finished(run_id):
-            return False
-        source = self.find_finished_elsewhere(run_id, states)
+            return None
+        source = self.find_finished_elsewhere(run_id, states, min_epochs)
         if source is None:
-            return False
+            return None
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.runs_dir, prefix=f"{_TMP_PREFIX}{run_id}."))
         try:
@@ -883,4 +889,4 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self._finished.discard(run_id)
-        return True
+        return source

@@ -45,13 +45,13 @@ def run_files(results: Path, name: str) -> dict[tuple, dict]:
 @pytest.mark.timeout(300)
 def test_raise_then_lower_epochs(tmp_path: Path) -> None:
     lines: list[str] = []
-    first = run_sweep(SPEC, tmp_path / "a", log=None, warn=lines.append)
+    first = run_sweep(SPEC, tmp_path / "a", log=lines.append, warn=lines.append)
     assert first.counts["done"] == 8
     ids = {r.run_id for r in load_spec(SPEC).runs()}
     # raise 3 -> 7: the same run ids, each continued from its final checkpoint at epoch 3
     longer = {**SPEC, "epochs": 7}
     assert {r.run_id for r in load_spec(longer).runs()} == ids
-    extended = run_sweep(longer, tmp_path / "a", log=None, warn=lines.append)
+    extended = run_sweep(longer, tmp_path / "a", log=lines.append, warn=lines.append)
     assert extended.trained == 8 and extended.counts["done"] == 8, extended
     assert sum("extended from 3 to 7 epochs, continuing from its final checkpoint" in x
                for x in lines) == 8, lines  # fmt: skip
@@ -65,7 +65,7 @@ def test_raise_then_lower_epochs(tmp_path: Path) -> None:
         assert a[key]["rows"] == b[key]["rows"], key
         assert a[key]["status"]["epochs_done"] == 7 and a[key]["status"]["state"] == "done"
     # lowering 7 -> 5 keeps the 7 rows, trains nothing, and reports every run done
-    lower = run_sweep({**SPEC, "epochs": 5}, tmp_path / "a", log=None, warn=lines.append)
+    lower = run_sweep({**SPEC, "epochs": 5}, tmp_path / "a", log=lines.append, warn=lines.append)
     assert lower.trained == 0 and lower.already_finished == 8 and lower.counts["done"] == 8
     assert all(len(f["rows"]) == 1 + 7 for f in run_files(tmp_path / "a", "ext").values())
 
@@ -102,9 +102,29 @@ def test_results_of_the_older_run_id_rule_are_renamed_not_recomputed(tmp_path: P
         (old / "config.json").write_text(json.dumps({**config, "run_id": old.name}))
         before[d.name] = rows_without_wall(old / "returns.csv")
     lines: list[str] = []
-    again = run_sweep(spec, tmp_path / "a", log=None, warn=lines.append)
+    again = run_sweep(spec, tmp_path / "a", log=lines.append, warn=lines.append)
     assert again.trained == 0 and again.already_finished == 2, again
     assert any("2 run directories renamed" in x for x in lines), lines
     for rid, rows in before.items():
         assert rows_without_wall(runs / rid / "returns.csv") == rows
         assert json.loads((runs / rid / "config.json").read_text())["run_id"] == rid
+
+
+@pytest.mark.timeout(300)
+def test_extension_is_not_replaced_by_a_shorter_copy_from_another_sweep(tmp_path: Path) -> None:
+    """A run also done in another sweep of the same root (with fewer epochs) is extended
+    here, never replaced by that shorter copy (which would redo the epochs it had)."""
+    spec = {**SPEC, "grid": {"policy_lr": [0.1]}, "seeds": [4]}
+    run_sweep({**spec, "name": "short"}, tmp_path / "r", log=None)  # 3 epochs elsewhere
+    run_sweep({**spec, "epochs": 5}, tmp_path / "r", log=None)
+    lines: list[str] = []
+    info: list[str] = []
+    result = run_sweep({**spec, "epochs": 8}, tmp_path / "r", log=info.append, warn=lines.append)
+    assert result.counts["done"] == 1
+    extended = [x for x in info + lines if "extended from" in x]
+    assert extended == [x for x in info if "extended from 5 to 8 epochs, continuing" in x], (
+        info, lines)  # fmt: skip
+    assert len(extended) == 1 and not lines, lines  # information, not a warning
+    (rid,) = [r.run_id for r in load_spec(spec).runs()]
+    short = tmp_path / "r" / "short" / "runs" / rid / "returns.csv"
+    assert len(rows_without_wall(short)) == 1 + 3  # the other sweep is left as it was

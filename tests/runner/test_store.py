@@ -362,7 +362,7 @@ def test_copy_finished_from_other_sweep(tmp_path: Path) -> None:
     config = A2CConfig(gamma=0.9)
     rid = run_id(config, 4)
     finish(one, rid, config, 4)
-    assert two.copy_finished_from_other_sweep(rid) is True
+    assert two.copy_finished_from_other_sweep(rid) == one.run_dir(rid)
     target = two.run_dir(rid)
     # with the final checkpoint, from which raising `epochs` continues the run
     assert sorted(p.name for p in target.iterdir()) == [
@@ -375,14 +375,14 @@ def test_copy_finished_from_other_sweep(tmp_path: Path) -> None:
     for name in ("checkpoint.pt", "config.json", "policy.pt", "returns.csv", "status.json"):
         assert (target / name).read_bytes() == (one.run_dir(rid) / name).read_bytes()
     assert two.is_finished(rid)
-    assert two.copy_finished_from_other_sweep(rid) is False  # already there
+    assert two.copy_finished_from_other_sweep(rid) is None  # already there
     assert temp_files(root) == []
     # an id nobody finished
     other = run_id(config, 5)
-    assert two.copy_finished_from_other_sweep(other) is False
+    assert two.copy_finished_from_other_sweep(other) is None
     # an unfinished run elsewhere is not copied
     one.write_status(other, "running")
-    assert two.copy_finished_from_other_sweep(other) is False
+    assert two.copy_finished_from_other_sweep(other) is None
     assert not two.run_dir(other).exists()
 
 
@@ -511,3 +511,5 @@ def test_store_and_analysis_read_returns_alike(tmp_path: Path, store: Store) -> 
             assert "corrupt returns.csv" in mine and str(path) in mine, what
         else:
             assert mine == [1, 2, 3], what
+        if what == "crlf":
+            assert "CRLF (Windows) line endings" in mine, mine

@@ -185,10 +185,17 @@ def kill_session(sid: int, timeout: float = 20) -> int:
     return len(pids)
 
 
+def _terminal_signals() -> None:
+    """In the child: SIGINT/SIGTERM/SIGHUP as a shell in a terminal leaves them, whatever the
+    test run inherited (under `nohup`, SIGHUP arrives ignored and the driver keeps it so)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def driver(args: list[str | Path], log: Path) -> Iterator[subprocess.Popen]:
-    """`a2c-sweep ARGS` in a new session (so its embedded Ray shares its session id);
-    whatever of it is left at exit is killed."""
+    """`a2c-sweep ARGS` in a new session (so its embedded Ray shares its session id), with
+    default signal dispositions; whatever of it is left at exit is killed."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [*cli(), *map(str, args)],
@@ -197,6 +204,7 @@ def driver(args: list[str | Path], log: Path) -> Iterator[subprocess.Popen]:
             stdin=subprocess.DEVNULL,
             env=child_env(),
             start_new_session=True,
+            preexec_fn=_terminal_signals,
         )
         try:
             yield proc

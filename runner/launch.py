@@ -34,8 +34,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from a2c_core.config import A2CConfig
 from a2c_core.results import policy_state, to_numpy
-from a2c_core.spec import NOT_IN_RUN_ID, RunSpec, Sweep
+from a2c_core.spec import RunSpec, Sweep, run_id
 from runner.messages import (
     Checkpoint,
     Failed,
@@ -77,7 +78,7 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
     try:
         # no torch here: checkpoints travel as numpy arrays and the driver writes the tensors
         # (saves ~1 s of import and ~300 MB per worker)
-        from a2c_core import A2CConfig, policy_state, train_pack
+        from a2c_core import train_pack
 
         cfgs = [A2CConfig.from_dict(c) for c in configs]
         pack = _EpochBatcher(len(cfgs), checkpoint_every_s, release_requested)
@@ -112,11 +113,9 @@ class _EpochBatcher:
 
     def __init__(self, runs: int, checkpoint_every_s: float,
                  release_requested: Callable[[], bool] | None) -> None:  # fmt: skip
-        self.runs, self.every_s, self.release_requested = (
-            runs,
-            checkpoint_every_s,
-            release_requested,
-        )
+        self.runs = runs
+        self.every_s = checkpoint_every_s
+        self.release_requested = release_requested
         self.rows: list[tuple[str, dict]] = []
         self.after: list[Message] = []  # checkpoints and ends, sent after the rows they refer to
         self.seen: set[int] = set()
@@ -186,16 +185,12 @@ def peak_rss_mb() -> float:
 
 
 def _checkpoint_belongs(ckpt: dict, run: RunSpec) -> bool:
-    """Does a checkpoint hold the state of this run (its resolved config, whatever its
-    epoch count, and its seed)?"""
-
-    def identity(config: dict) -> dict:
-        return {k: v for k, v in config.items() if k not in NOT_IN_RUN_ID}
-
+    """Does a checkpoint hold the state of this run: the same run id (config without its
+    epoch count, and seed; a2c_core.spec.run_id)?"""
     try:
         seed = ckpt["seed"]
         seed = int(seed.item() if hasattr(seed, "item") else seed)
-        return seed == run.seed and identity(ckpt["config"]) == identity(run.config.to_dict())
+        return run_id(A2CConfig.from_dict(ckpt["config"]), seed) == run.run_id
     except (KeyError, TypeError, ValueError, AttributeError):
         return False
 

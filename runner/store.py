@@ -268,10 +268,15 @@ def _record_to_mapping(record: Any) -> Mapping[str, Any]:
     raise StoreError(f"returns.csv: cannot read a row from {type(record).__name__}")
 
 
-def _split_returns(data: bytes, where: str) -> ReturnsFile:
-    """a2c_core.results.parse_returns, its error as a StoreError."""
+def _read_returns(path: Path) -> ReturnsFile:
+    """a2c_core.results.parse_returns of a returns.csv (none: no rows), its error as a
+    StoreError. Other OS errors (permissions, a directory) propagate as they are."""
     try:
-        return parse_returns(data, where)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return ReturnsFile()
+    try:
+        return parse_returns(data, str(path))
     except ResultsFileError as exc:
         raise StoreError(str(exc)) from None
 
@@ -734,12 +739,7 @@ class Store:
 
         A torn last line is ignored (not removed); a missing file gives [].
         """
-        path = self.returns_path(run_id)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return []
-        return _split_returns(data, str(path)).rows
+        return _read_returns(self.returns_path(run_id)).rows
 
     def repair_returns(self, run_id: str, last_epoch: int | None = None) -> int:
         """Drop a torn last line and, if ``last_epoch`` is given, keep only the rows of epochs
@@ -750,11 +750,7 @@ class Store:
         """
         self._check_writable(run_id)
         path = self.returns_path(run_id)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return 0
-        parsed = _split_returns(data, str(path))
+        parsed = _read_returns(path)
         rows, torn = parsed.rows, parsed.torn
         keep = list(zip(rows, parsed.lines, strict=True))
         if last_epoch is not None:  # only the contiguous rows 1..last_epoch survive

@@ -44,9 +44,10 @@ CHECKPOINT, POLICY = "checkpoint.pt", "policy.pt"
 POLICY_FORMAT = 1
 """the "format" of policy.pt (and of the engine's checkpoints)."""
 
-STATES = ("running", "done", "failed", "diverged")
-"""states a status.json holds."""
-FINISHED_STATES = frozenset({"done", "failed", "diverged"})
+STATES = ("running", "done", "failed", "diverged", "stopped")
+"""states a status.json holds. ``stopped``: ended early by racing (runner.racing) at the
+rung epoch its status.json names (``rung``, ``reason``); its rows end there."""
+FINISHED_STATES = frozenset({"done", "failed", "diverged", "stopped"})
 PENDING = "pending"
 """the state runs.csv and the readers give a run with no (readable) status.json."""
 

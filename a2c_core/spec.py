@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_CHECKPOINT_EVERY_S",
     "SWINGUP_IDS",
     "Execution",
+    "Racing",
     "RunSpec",
     "SpecError",
     "Sweep",
@@ -43,7 +44,7 @@ DEFAULT_CHECKPOINT_EVERY_S = 60.0
 SWINGUP_IDS = ("CartPoleSwingUp-v0", "CartPoleSwingUp-v1")
 MAX_SEED = 2**63 - 1  # seeds must fit an int64 tensor (checkpoints hold tensors and ints)
 
-_META_KEYS = ("name", "seeds", "grid", "execution", "description")
+_META_KEYS = ("name", "seeds", "grid", "execution", "racing", "description")
 _TOP_KEYS = _META_KEYS + tuple(FIELD_TYPES)
 _EXECUTION_KEYS = ("checkpoint_every_s", "num_cpus", "pack_size")
 _SEED_MAPPING_KEYS = ("count", "start")
@@ -118,6 +119,36 @@ class Execution:
     pack_size: int | None = None
 
 
+RACING_STATISTICS = ("iqm", "median", "mean")
+
+
+@dataclass(frozen=True)
+class Racing:
+    """Early stopping of whole configurations at rung epochs (``racing:`` in the sweep file;
+    runner.racing applies it). Never part of a run id: racing decides which runs go on, not
+    what a run computes. docs/design.md "Racing" explains the rule."""
+
+    rungs: tuple[int, ...] = ()
+    """the rung epochs, resolved against ``epochs``: increasing, each in 1..epochs-1."""
+    window: float = 0.1
+    """a seed's score at rung R: mean return_mean over its last w epochs up to R, w = window
+    when an integer, else ceil(window x R) (0.1: analyze's final-score rule)."""
+    statistic: str = "iqm"
+    """of a configuration's per-seed scores: iqm, median or mean."""
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+    """the bootstrap's seed: decisions are a function of the rows, the options and this."""
+    keep_top: int = 3
+    """never stop the best k configurations; the k-th best's lower bound is the bar."""
+    threshold: float | None = None
+    """also stop a configuration whose upper bound is below this (None: no fixed bar)."""
+    min_seeds_done: int = 3
+    """a configuration with fewer scored seeds at a rung is neither judged nor a bar."""
+    rung_spec: tuple[Any, ...] = (0.1, 0.25)
+    """the rungs as written (ints: epochs; floats in (0, 1): fractions of ``epochs``)."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     run_id: str
@@ -142,6 +173,8 @@ class Sweep:
     """the mapping as loaded from YAML."""
     description: str | None = None
     text: str = field(default="", repr=False)
+    racing: Racing | None = None
+    """early stopping of configurations (None: every run trains all its epochs)."""
     """the file's text as launched (written verbatim to results/<name>/sweep.yaml)."""
 
     def iter_configs(self) -> Iterator[tuple[dict[str, Any], A2CConfig]]:
@@ -377,6 +410,85 @@ def _parse_execution(value: Any, err: Callable[[str, str], NoReturn]) -> Executi
     return Execution(**out)
 
 
+_RACING_KEYS = ("rungs", "window", "statistic", "confidence", "resamples", "seed", "keep_top",
+                "threshold", "min_seeds_done")  # fmt: skip
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _parse_racing(value: Any, epochs: int, err: Callable[[str, str], NoReturn]) -> Racing | None:
+    """The ``racing:`` block: absent or ``false`` is off; ``{}`` or ``true`` is on with the
+    defaults of :class:`Racing`; a mapping overrides them."""
+    if value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        err("racing", f"expected a mapping of racing options ({{}} for the defaults) or false, "
+                      f"got {value!r}")  # fmt: skip
+    for key in value:
+        if key not in _RACING_KEYS:
+            err(f"racing.{key}", _unknown_key(key, _RACING_KEYS, "racing option"))
+    out: dict[str, Any] = {}
+    rungs = value.get("rungs", Racing.rung_spec)
+    if isinstance(rungs, int | float) and not isinstance(rungs, bool):
+        rungs = [rungs]
+    if not isinstance(rungs, list | tuple) or not rungs:
+        err("racing.rungs", "expected a non-empty list of epochs (integers) or fractions of "
+                            f"`epochs` (numbers between 0 and 1), got {rungs!r}")  # fmt: skip
+    resolved: list[int] = []
+    for i, rung in enumerate(rungs):
+        where = f"racing.rungs[{i}]"
+        if _is_plain_int(rung):
+            epoch = rung
+        elif _is_number(rung) and 0 < rung < 1:
+            epoch = max(1, round(rung * epochs))
+        else:
+            err(where, "expected an epoch (an integer) or a fraction of `epochs` (a number "
+                       f"strictly between 0 and 1), got {rung!r}")  # fmt: skip
+        if not 1 <= epoch < epochs:
+            err(where, f"rung at epoch {epoch} is not between 1 and {epochs - 1} (a rung must "
+                       f"come before the last epoch; epochs: {epochs})")  # fmt: skip
+        if epoch in resolved:
+            err(where, f"rung at epoch {epoch} given twice")
+        resolved.append(epoch)
+    out["rungs"] = tuple(sorted(resolved))
+    out["rung_spec"] = tuple(rungs)
+    window = value.get("window", Racing.window)
+    if _is_plain_int(window):
+        if window < 1:
+            err("racing.window", f"must be >= 1 epoch (or a fraction in (0, 1]), got {window}")
+    elif not (_is_number(window) and 0 < window <= 1):
+        err("racing.window", "expected a number of epochs (an integer >= 1) or a fraction of "
+                             f"the rung epoch in (0, 1], got {window!r}")  # fmt: skip
+    out["window"] = window
+    statistic = value.get("statistic", Racing.statistic)
+    if statistic not in RACING_STATISTICS:
+        err("racing.statistic", f"expected one of {', '.join(RACING_STATISTICS)}, "
+                                f"got {statistic!r}")  # fmt: skip
+    out["statistic"] = statistic
+    confidence = value.get("confidence", Racing.confidence)
+    if not (_is_number(confidence) and 0 < confidence < 1):
+        err("racing.confidence", f"expected a number strictly between 0 and 1, got {confidence!r}")
+    out["confidence"] = float(confidence)
+    for key, low in (("resamples", 100), ("seed", 0), ("keep_top", 1), ("min_seeds_done", 2)):
+        v = value.get(key, getattr(Racing, key))
+        if not _is_plain_int(v):
+            err(f"racing.{key}", f"expected an integer, got {v!r}")
+        if v < low:
+            err(f"racing.{key}", f"must be >= {low}, got {v}")
+        if key == "seed" and v > MAX_SEED:
+            err("racing.seed", f"must be <= {MAX_SEED}, got {v}")
+        out[key] = v
+    threshold = value.get("threshold")
+    if threshold is not None and not _is_number(threshold):
+        err("racing.threshold", f"expected a number or null, got {threshold!r}")
+    out["threshold"] = None if threshold is None else float(threshold)
+    return Racing(**out)
+
+
 def load_spec(source: str | Path | Mapping[str, Any] | Sweep) -> Sweep:
     """Read and strictly validate a sweep: a YAML file's path, or the same content as a
     mapping (``{"name": ..., "grid": {...}, "seeds": [...]}``; errors then name
@@ -539,6 +651,10 @@ def _parse(text: str, path: Path) -> Sweep:
 
     _check_envs(grid, fixed, key_path, err)
 
+    racing = None
+    if "racing" in data:
+        racing = _parse_racing(data["racing"], A2CConfig(**fixed).epochs, err)
+
     sweep = Sweep(
         name=name,
         path=path,
@@ -549,6 +665,7 @@ def _parse(text: str, path: Path) -> Sweep:
         raw=data,
         description=description,
         text=text,
+        racing=racing,
     )
     try:  # a constraint across fields (none today): the first grid point shows it; the
         # whole grid is checked when its runs are built (never here: a grid may be huge)

@@ -11,7 +11,10 @@ Definitions (docs/design.md "Definitions"):
 - IQM: interquartile mean, ``scipy.stats.trim_mean(x, 0.25)`` (rliable's definition).
 - confidence intervals: percentile bootstrap over runs (seeds), ``n_resamples`` resamples.
 - rankings use runs whose state is ``done``; diverged / failed / running / pending runs are
-  counted but score nothing.
+  counted but score nothing. A configuration stopped early by racing (its runs ``stopped``,
+  none done or running) is listed after all the others, ranked among the stopped ones by
+  its stopped runs' scores at their rung (the final-score rule over the rows they have); it
+  is never the best configuration.
 - P(X > Y): rliable's probability of improvement for one task, the mean over all pairs
   (x_i, y_j) of 1[x_i > y_j] + 0.5 * 1[x_i == y_j].
 """
@@ -39,6 +42,8 @@ __all__ = [
     "probability_of_improvement",
     "ranking",
     "sensitivity",
+    "stopped_configs",
+    "survivors",
 ]
 
 
@@ -140,10 +145,12 @@ def _last_fraction(count: int, fraction: float) -> int:
 def final_scores(
     frame: pd.DataFrame, metric: str = "return_mean", fraction: float = 0.1
 ) -> pd.DataFrame:
-    """One row per run: params, config, run_id, seed, state, epochs, env_steps, final_score.
+    """One row per run: params, config, run_id, seed, state, stopped_at, epochs, env_steps,
+    final_score.
 
     ``final_score`` is the mean of ``metric`` over the run's last ceil(fraction x epochs)
-    recorded epochs, NaN epochs skipped (NaN if none is left or the run has no epoch).
+    recorded epochs, NaN epochs skipped (NaN if none is left or the run has no epoch); for a
+    run stopped by racing that is its score at its rung ``stopped_at`` (<NA> for the others).
     ``epochs`` counts recorded epochs, ``env_steps`` is the last one recorded.
     """
     if metric not in frame.columns:
@@ -168,6 +175,7 @@ def final_scores(
                 "run_id": run_id,
                 "seed": int(first["seed"]),
                 "state": first["state"],
+                "stopped_at": first["stopped_at"] if "stopped_at" in run.columns else pd.NA,
                 "epochs": epochs,
                 "env_steps": steps,
                 "final_score": score,
@@ -175,8 +183,28 @@ def final_scores(
         )
     out = pd.DataFrame(rows)
     out["env_steps"] = out["env_steps"].astype("Int64")
+    out["stopped_at"] = out["stopped_at"].astype("Int64")
     out.attrs["params"] = params
     out.attrs["metric"] = metric
+    return out
+
+
+def stopped_configs(runs: pd.DataFrame) -> dict[str, int | None]:
+    """Configurations stopped early by racing -> the epoch they were stopped at (the largest
+    ``stopped_at`` of their runs; None when the frame has no such column), in frame order.
+
+    ``runs`` is :func:`analysis.load.load`'s frame or :func:`final_scores`' frame. A
+    configuration is stopped when some run of it is ``stopped`` and none is done or running
+    (racing stops every seed of a configuration together; a seed that diverged or failed
+    before the rung keeps its state)."""
+    out: dict[str, int | None] = {}
+    for config, group in runs.groupby("config", sort=False):
+        states = group["state"]
+        if not (states == "stopped").any() or states.isin(("done", "running")).any():
+            continue
+        rungs = group.loc[states == "stopped"].get("stopped_at")
+        rungs = rungs.dropna() if rungs is not None else pd.Series(dtype="Int64")
+        out[config] = int(rungs.max()) if len(rungs) else None
     return out
 
 
@@ -187,7 +215,7 @@ def aggregate_curves(
     frame: pd.DataFrame,
     metric: str = "return_mean",
     *,
-    states: Sequence[str] = ("done", "running"),
+    states: Sequence[str] = ("done", "running", "stopped"),
     points: int = 100,
     seed: int = 0,
     n_resamples: int = 1000,
@@ -199,8 +227,9 @@ def aggregate_curves(
     onto one common grid of ``points`` env-step values spanning all runs; a run enters a grid
     point only inside its own recorded range (no extrapolation), so partial runs shorten the
     set of seeds late in training rather than bias it. NaN epochs are skipped. Only runs
-    whose state is in ``states`` are used (default: done and running; diverged and failed
-    runs would pull the aggregate toward their frozen values).
+    whose state is in ``states`` are used (default: done, running and stopped: a stopped run
+    simply ends at its rung; diverged and failed runs would pull the aggregate toward their
+    frozen values). ``n_runs`` says how many runs each point aggregates.
 
     Returns one row per (configuration, grid point) with at least one run: params, config,
     env_steps, n_runs, and for each of median / mean / iqm the value and ``_low`` / ``_high``
@@ -273,47 +302,76 @@ def ranking(
     ``scores`` is :func:`final_scores`' frame. One row per configuration, best first (NaN IQM,
     e.g. no done run yet, last; ties keep grid order): rank, params, config, iqm, ci_low,
     ci_high (bootstrap CI of the IQM), median, mean, std, n_done, n_running, n_pending,
-    n_diverged, n_failed, and ``p_beats_next``: P(a done run of this configuration scores
-    more than one of the next-ranked configuration) (NaN for the last row).
+    n_diverged, n_failed, n_stopped, stopped_at, and ``p_beats_next``: P(a done run of this
+    configuration scores more than one of the next-ranked configuration) (NaN for the last
+    row).
+
+    Configurations stopped early by racing (:func:`stopped_configs`) come after all the
+    others, ranked among themselves the same way but over their stopped runs' scores at
+    their rung, which ``stopped_at`` names (<NA> for the other configurations). Their
+    P(> next) compares stopped configurations only: NaN on the last other configuration.
     """
     params = param_columns(scores)
+    stopped = stopped_configs(scores)
     rng = np.random.default_rng(seed)
     rows = []
     samples = []
-    for config, group in scores.groupby("config", sort=False):
-        done = _finite(group.loc[group["state"] == "done", "final_score"])
-        low, high = _bootstrap(done[:, None], iqm, rng, n_resamples, confidence)
+    groups = list(scores.groupby("config", sort=False))
+    # the others first: their bootstrap draws are those of the sweep without the stopped ones
+    groups = [g for g in groups if g[0] not in stopped] + [g for g in groups if g[0] in stopped]
+    for config, group in groups:
+        scored = "stopped" if config in stopped else "done"  # stopped: scores at the rung
+        values = _finite(group.loc[group["state"] == scored, "final_score"])
+        low, high = _bootstrap(values[:, None], iqm, rng, n_resamples, confidence)
         counts = group["state"].value_counts()
         first = group.iloc[0]
         rows.append(
             {
                 **{p: first[p] for p in params},
                 "config": config,
-                "iqm": float(iqm(done)) if done.size else math.nan,
+                "iqm": float(iqm(values)) if values.size else math.nan,
                 "ci_low": float(low[0]),
                 "ci_high": float(high[0]),
-                "median": float(np.median(done)) if done.size else math.nan,
-                "mean": float(done.mean()) if done.size else math.nan,
-                "std": float(done.std(ddof=1)) if done.size > 1 else math.nan,
+                "median": float(np.median(values)) if values.size else math.nan,
+                "mean": float(values.mean()) if values.size else math.nan,
+                "std": float(values.std(ddof=1)) if values.size > 1 else math.nan,
                 **{f"n_{state}": int(counts.get(state, 0)) for state in STATES},
+                "stopped_at": stopped[config] if config in stopped else pd.NA,
             }
         )
-        samples.append(done)
+        samples.append(values)
     table = pd.DataFrame(rows)
-    # best first; configurations without a score last; ties (and NaNs) in grid order
-    order = np.argsort(-table["iqm"].fillna(-np.inf).to_numpy(), kind="stable")
+    # best first; configurations without a score last; ties (and NaNs) in grid order;
+    # stopped configurations after all the others (lexsort: the last key sorts first)
+    is_stopped = table["config"].isin(list(stopped)).to_numpy()
+    order = np.lexsort(
+        (np.arange(len(table)), -table["iqm"].fillna(-np.inf).to_numpy(), is_stopped)
+    )
     table = table.iloc[order].reset_index(drop=True)
     ranked = [samples[i] for i in order]
+    block = is_stopped[order]
     table["p_beats_next"] = [
-        probability_of_improvement(ranked[i], ranked[i + 1]) if i + 1 < len(ranked) else math.nan
+        probability_of_improvement(ranked[i], ranked[i + 1])
+        if i + 1 < len(ranked) and block[i] == block[i + 1]
+        else math.nan
         for i in range(len(ranked))
     ]
+    table["stopped_at"] = table["stopped_at"].astype("Int64")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
-    counts = ["n_done", "n_running", "n_pending", "n_diverged", "n_failed"]
+    counts = ["n_done", "n_running", "n_pending", "n_diverged", "n_failed", "n_stopped"]
     front = ["rank", *params, "config", "iqm", "ci_low", "ci_high", "median", "mean", "std"]
-    table = table[[*front, *counts, "p_beats_next"]]
+    table = table[[*front, *counts, "stopped_at", "p_beats_next"]]
     table.attrs["params"] = params
     return table
+
+
+def survivors(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`ranking`'s table that were not stopped by racing (the candidates
+    for the best configuration), in ranking order. Same rule as :func:`stopped_configs`."""
+    if "n_stopped" not in table.columns:
+        return table
+    stopped = (table["n_stopped"] > 0) & (table["n_done"] == 0) & (table["n_running"] == 0)
+    return table[~stopped]
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -489,8 +547,10 @@ def outcome_bins(scores: pd.DataFrame, edges: Sequence[float]) -> pd.DataFrame:
 
 
 def best_run(scores: pd.DataFrame, table: pd.DataFrame) -> str:
-    """run_id of the best done run (highest final score) of the top-ranked configuration."""
-    for config in table.loc[table["iqm"].notna(), "config"]:
+    """run_id of the best done run (highest final score) of the top-ranked configuration
+    (never one stopped by racing)."""
+    candidates = survivors(table)
+    for config in candidates.loc[candidates["iqm"].notna(), "config"]:
         runs = scores[(scores["config"] == config) & (scores["state"] == "done")]
         runs = runs[np.isfinite(runs["final_score"].astype(float))]
         if not runs.empty:

@@ -58,12 +58,27 @@ def _write_text(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------- tables
 
 
+def _stopped_at(row: dict[str, Any]) -> str | None:
+    """The epoch a ranking row's configuration was stopped at by racing, else None."""
+    import pandas as pd
+
+    value = row.get("stopped_at")
+    return None if value is None or pd.isna(value) else str(int(value))
+
+
+def _any_stopped(table: Any) -> bool:
+    return "stopped_at" in table.columns and bool(table["stopped_at"].notna().any())
+
+
 def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = None) -> str:
-    """The ranking as a Markdown document (title, definitions, one table)."""
+    """The ranking as a Markdown document (title, definitions, one table). Configurations
+    stopped early by racing get a "stopped" count and a "stopped at epoch" column."""
     from analysis.load import format_value, param_columns
 
     params = param_columns(table)
     rows = table if top is None else table.head(top)
+    stopped = _any_stopped(table)
+    states = ("done", "running", "pending", "diverged", "failed", *(("stopped",) * stopped))
     header = [
         "rank",
         *params,
@@ -76,6 +91,7 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
         "pending",
         "diverged",
         "failed",
+        *(["stopped", "stopped at epoch"] if stopped else []),
         "P(> next)",
     ]
     solved = "solved_epoch" in table.columns
@@ -89,6 +105,17 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
         "their done runs, with a 95% percentile-bootstrap CI over seeds. P(> next): "
         "probability that a done run of this configuration scores more than one of the next "
         "(rliable's probability of improvement).",
+        *(
+            [
+                "",
+                "Configurations stopped early by racing come after all the others, ranked among "
+                "themselves by the same statistics over their stopped runs' scores at the epoch "
+                "they were stopped (the final-score rule over the rows they have); they are "
+                "never the best configuration.",
+            ]
+            if stopped
+            else []
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---:" if h not in params else "---" for h in header) + "|",
@@ -102,7 +129,8 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
             f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
             _fmt(r["median"]),
             _fmt(r["mean"]),
-            *[str(r[f"n_{s}"]) for s in ("done", "running", "pending", "diverged", "failed")],
+            *[str(r[f"n_{s}"]) for s in states],
+            *([_stopped_at(r) or "-"] if stopped else []),
             _fmt(r["p_beats_next"]),
         ]
         if solved:
@@ -121,6 +149,8 @@ def _print_table(table: Any, *, name: str, metric: str, top: int) -> None:
 
     params = param_columns(table)
     shown = table.head(top)
+    stopped = _any_stopped(table)
+    stopped_shown = _any_stopped(shown)
     rich_table = Table(
         title=f"{name}: top {len(shown)} of {len(table)} configurations "
         f"(final score = mean {metric} over the last 10% of epochs)"
@@ -130,11 +160,14 @@ def _print_table(table: Any, *, name: str, metric: str, top: int) -> None:
         rich_table.add_column(p, justify="right")
     for column in ("IQM", "95% CI", "median", "mean"):
         rich_table.add_column(column, justify="right")
-    rich_table.add_column("seeds done/div/fail/run", justify="right")
+    rich_table.add_column(f"seeds done/div/fail/{'stop/' * stopped}run", justify="right")
+    if stopped_shown:
+        rich_table.add_column("stopped at epoch", justify="right")
     rich_table.add_column("P(> next)", justify="right")
     for row in shown.itertuples(index=False):
         r = row._asdict()
         unfinished = r["n_running"] + r["n_pending"]
+        counts = [r["n_done"], r["n_diverged"], r["n_failed"], *([r["n_stopped"]] * stopped)]
         rich_table.add_row(
             str(r["rank"]),
             *[format_value(r[p]) for p in params],
@@ -142,11 +175,33 @@ def _print_table(table: Any, *, name: str, metric: str, top: int) -> None:
             f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
             _fmt(r["median"]),
             _fmt(r["mean"]),
-            f"{r['n_done']}/{r['n_diverged']}/{r['n_failed']}/{unfinished}",
+            "/".join(str(n) for n in [*counts, unfinished]),
+            *([_stopped_at(r) or "-"] if stopped_shown else []),
             _fmt(r["p_beats_next"]),
         )
     # a pipe or a log file would get rich's 80 columns, too narrow for the parameters
     Console(width=None if sys.stdout.isatty() else 160).print(rich_table)
+
+
+def _print_stopped(table: Any, limit: int = 10) -> None:
+    """The configurations racing stopped, with their epoch (the table's top rows rarely
+    reach them: they rank after all the others)."""
+    rows = table[table["stopped_at"].notna()] if "stopped_at" in table.columns else table[:0]
+    if rows.empty:
+        return
+    print(
+        f"stopped early by racing: {len(rows)} of {len(table)} configurations, ranked after "
+        "the others by their IQM at the epoch they were stopped (never the best):"
+    )
+    for row in rows.head(limit).itertuples(index=False):
+        r = row._asdict()
+        seeds = r["n_stopped"]
+        print(
+            f"  #{r['rank']} {r['config']}: stopped at epoch {_stopped_at(r)} "
+            f"(IQM {_fmt(r['iqm'])} over {seeds} seed{'s' * (seeds != 1)})"
+        )
+    if len(rows) > limit:
+        print(f"  ... and {len(rows) - limit} more (ranking.md lists every configuration)")
 
 
 # --------------------------------------------------------------------------- analyze
@@ -217,11 +272,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     counts = scores["state"].value_counts()
     summary = ", ".join(
         f"{counts[s]} {s}"
-        for s in ("done", "running", "pending", "diverged", "failed")
+        for s in ("done", "running", "pending", "diverged", "failed", "stopped")
         if counts.get(s, 0)
     )
     print(f"{name}: {len(scores)} runs ({summary}), {len(table)} configurations")
     _print_table(table, name=name, metric=metric, top=args.top)
+    _print_stopped(table)
     if outcomes is not None:
         print("final-score outcomes (done runs):")
         print(outcomes.to_string(index=False))

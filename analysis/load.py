@@ -13,7 +13,7 @@ out.
 
 Nothing is dropped silently: a run that has not recorded an epoch yet (pending, or failed at
 start) keeps one placeholder row with ``epoch`` <NA> and NaN metrics, so that counts of
-done / running / failed / diverged runs can be taken from the frame alone.
+done / running / failed / diverged / stopped runs can be taken from the frame alone.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ __all__ = [
 
 INT_COLUMNS = INT_RETURN_COLUMNS
 STATES = (*RESULT_STATES, PENDING)
-"""run states in the frame: status.json's four, plus ``pending`` (no status yet)."""
-ID_COLUMNS = ("run_id", "config", "config_id", "seed", "state")
+"""run states in the frame: status.json's, plus ``pending`` (no status yet)."""
+ID_COLUMNS = ("run_id", "config", "config_id", "seed", "state", "stopped_at")
 """columns of :func:`load`'s frame that are neither swept parameters nor returns.csv columns."""
 
 
@@ -129,18 +129,22 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _read_state(run_dir: Path, fallback: str) -> str:
+def _read_status(run_dir: Path, fallback: str) -> tuple[str, int | None]:
+    """The run's state and, for a run stopped by racing, the rung epoch its status.json
+    names (None otherwise, or when the status does not say: the caller falls back)."""
     path = run_dir / "status.json"
     try:
         data = _read_json(path)
     except AnalysisError:
         data = None  # the store rewrites status.json atomically; unreadable = not started
     if data is None:
-        return fallback
+        return fallback, None
     state = data.get("state")
     if state not in STATES:
         raise AnalysisError(f"{path}: unknown state {state!r}")
-    return state
+    rung = data.get("rung")  # only stopped runs have it; an old or edited status may not
+    ok = isinstance(rung, int) and not isinstance(rung, bool) and rung >= 0
+    return state, rung if ok and state == "stopped" else None
 
 
 def read_returns(path: Path) -> pd.DataFrame:
@@ -279,8 +283,10 @@ def load(results_dir: str | Path) -> pd.DataFrame:
 
     Columns: the swept parameters (in grid order), ``config`` (a label such as
     ``"policy_lr=0.1, value_lr=0.01"``), ``run_id``, ``seed``, ``state`` (done, running,
-    pending, diverged, failed: from status.json, which is fresher than runs.csv), then every
-    returns.csv column. ``epoch``, ``env_steps`` and ``episodes`` are nullable integers; a run
+    pending, diverged, failed, stopped: from status.json, which is fresher than runs.csv),
+    ``stopped_at`` (nullable integer: for a run stopped early by racing, the rung epoch of
+    its status.json, else its last recorded epoch (0 if none); <NA> for every other run),
+    then every returns.csv column. ``epoch``, ``env_steps`` and ``episodes`` are nullable integers; a run
     with no recorded epoch has one row with ``epoch`` <NA>. Rows are in grid order, then seed,
     then epoch. ``frame.attrs["params"]`` lists the swept parameters, ``attrs["name"]`` the
     sweep name.
@@ -307,7 +313,12 @@ def load(results_dir: str | Path) -> pd.DataFrame:
     for run, label in zip(runs, labels, strict=True):
         run_dir = results / "runs" / run["run_id"]
         returns = read_returns(run_dir / "returns.csv")
-        state = _read_state(run_dir, fallback=run["state"] if run["state"] in STATES else "pending")
+        fallback = run["state"] if run["state"] in STATES else "pending"
+        state, rung = _read_status(run_dir, fallback)
+        stopped_at: Any = pd.NA
+        if state == "stopped":  # the rows of a stopped run end at its rung
+            last = int(returns["epoch"].iloc[-1]) if len(returns) else 0
+            stopped_at = rung if rung is not None else last
         if returns.empty:  # keep the run visible
             returns = pd.DataFrame([[math.nan] * len(RETURN_COLUMNS)], columns=list(RETURN_COLUMNS))
         for p in params:
@@ -318,6 +329,7 @@ def load(results_dir: str | Path) -> pd.DataFrame:
             "run_id": run["run_id"],
             "seed": run["seed"],
             "state": state,
+            "stopped_at": stopped_at,
         }
         for i, (column, value) in enumerate(front.items()):
             returns.insert(len(params) + i, column, value)
@@ -329,6 +341,7 @@ def load(results_dir: str | Path) -> pd.DataFrame:
         if column not in INT_COLUMNS:
             frame[column] = frame[column].astype(float)
     frame["seed"] = frame["seed"].astype("int64")
+    frame["stopped_at"] = frame["stopped_at"].astype("Int64")
     frame.attrs["params"] = list(params)
     frame.attrs["name"] = results.resolve().name
     return frame

@@ -172,10 +172,17 @@ def _per_seed_lines(
 
 
 def _state_note(runs: pd.DataFrame) -> str:
-    """``"3 done"``, ``"2 done, 1 diverged"``: seeds of one configuration by state."""
-    counts = runs.drop_duplicates("run_id")["state"].value_counts()
-    order = ("done", "running", "pending", "diverged", "failed")
-    return ", ".join(f"{counts[s]} {s}" for s in order if counts.get(s, 0)) or "no runs"
+    """``"3 done"``, ``"2 done, 1 diverged"``, ``"3 stopped at epoch 20"``: seeds of one
+    configuration by state."""
+    runs = runs.drop_duplicates("run_id")
+    counts = runs["state"].value_counts()
+    order = ("done", "running", "pending", "diverged", "failed", "stopped")
+    notes = {s: f"{counts[s]} {s}" for s in order if counts.get(s, 0)}
+    if "stopped" in notes and "stopped_at" in runs.columns:
+        rungs = runs.loc[runs["state"] == "stopped", "stopped_at"].dropna()
+        if len(rungs):
+            notes["stopped"] += f" at epoch {int(rungs.max())}"
+    return ", ".join(notes.values()) or "no runs"
 
 
 # --------------------------------------------------------------------------- curves
@@ -196,11 +203,13 @@ def plot_curves(
     configuration, over thin per-seed lines from the long ``frame`` (when given).
 
     ``curves`` is :func:`analysis.aggregate.aggregate_curves`' frame; ``configs`` picks and
-    orders the configurations (e.g. the top-k of the ranking; default all).
+    orders the configurations (e.g. the top-k of the ranking; default all). With ``frame``,
+    the legend names configurations stopped early by racing and their epoch.
     """
     ax = _axes(ax)
     configs = list(configs) if configs is not None else list(dict.fromkeys(curves["config"]))
     labels, shared = _short_labels(curves, configs)
+    stopped = aggregate.stopped_configs(frame) if frame is not None else {}
     for i, (config, label) in enumerate(zip(configs, labels, strict=True)):
         color = PALETTE[i % len(PALETTE)]
         style = ("-", "--", ":")[(i // len(PALETTE)) % 3]  # colours repeat after 8 lines
@@ -218,7 +227,7 @@ def plot_curves(
             linestyle=style,
             linewidth=2.0,
             zorder=3,
-            label=f"{label} ({seeds} seeds)",
+            label=f"{label} ({seeds} seeds{_stopped_text(stopped, config)})",
         )
     ax.set_xlabel("environment steps")
     ax.set_ylabel(metric_label(metric))
@@ -233,6 +242,13 @@ def plot_curves(
     if configs:
         _legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
     return ax
+
+
+def _stopped_text(stopped: dict[str, int | None], config: str) -> str:
+    """``", stopped at epoch 20"`` for a configuration stopped by racing, else ``""``."""
+    if config not in stopped:
+        return ""
+    return ", stopped" + (f" at epoch {stopped[config]}" if stopped[config] is not None else "")
 
 
 def _ci_band(ax: Axes, c: pd.DataFrame, statistic: str, color: str, **kwargs: Any) -> np.ndarray:
@@ -287,7 +303,8 @@ def plot_facets(
 ) -> np.ndarray:
     """One panel per configuration of the whole grid (grid order): ``statistic`` line, CI band
     and per-seed lines, on shared axes. With ``ranking``, panels are titled with the rank and
-    the best configuration is drawn in colour. Returns the Axes array (row-major)."""
+    the best configuration is drawn in colour (never one stopped by racing: those rank after
+    the others). Returns the Axes array (row-major)."""
     configs = list(dict.fromkeys(curves["config"]))
     if frame is not None:  # configurations without data still get a (empty) panel
         configs = list(dict.fromkeys([*frame["config"], *configs]))
@@ -299,15 +316,17 @@ def plot_facets(
         fig = plt.figure(figsize=(3.1 * columns, 2.5 * rows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False))
     axes = axes.ravel()
-    ranks = {}
+    ranks, best = {}, None
     if ranking is not None:
         ranks = dict(zip(ranking["config"], ranking["rank"], strict=True))
+        candidates = aggregate.survivors(ranking)
+        best = candidates["config"].iloc[0] if len(candidates) else None
     for i, ax in enumerate(axes):
         if i >= len(configs):
             ax.set_visible(False)
             continue
         config = configs[i]
-        color = PALETTE[0] if ranks.get(config) == 1 or not ranks else "#444444"
+        color = PALETTE[0] if config == best or not ranks else "#444444"
         if frame is not None:
             _per_seed_lines(ax, frame, config, metric, color)
         c = curves[curves["config"] == config]
@@ -744,11 +763,18 @@ def write_plots(
     """Every plot of a sweep, as PNG + SVG in ``out_dir``. Returns the paths written:
     curves_top (top-``top`` aggregate curves), facets (whole grid), sensitivity,
     heatmaps (when two or more parameters are swept), strip (per-seed final scores),
-    profile (performance profile of the top-``top``)."""
+    profile (performance profile of the top-``top``). The top ``top`` are taken from the
+    configurations racing did not stop, unless it stopped them all."""
     out_dir = Path(out_dir)
     paths: list[Path] = []
-    scored = table[table["iqm"].notna()]
-    top_configs = list(scored["config"][:top]) or list(table["config"][:top])
+    candidates = aggregate.survivors(table)
+    scored = candidates[candidates["iqm"].notna()]
+    top_configs = (
+        list(scored["config"][:top])
+        or list(candidates["config"][:top])
+        or list(table["config"][:top])
+    )
+    all_stopped = candidates.empty
     params = param_columns(scores)
     with style():
         ax = plot_curves(
@@ -766,8 +792,14 @@ def write_plots(
             if len(top_configs) > 1
             else "Best configuration"
         )
+        by = "by final score"
+        if all_stopped:  # racing stopped every configuration: the best of the stopped ones
+            what, by = (
+                f"Every configuration was stopped early; top {len(top_configs)}",
+                "by score at their rung",
+            )
         ax.set_title(
-            f"{what} by final score: {name} {metric_label(metric)}"
+            f"{what} {by}: {name} {metric_label(metric)}"
             "\n(band: 95% bootstrap CI; thin lines: individual seeds)"
         )
         paths += save_figure(ax.figure, out_dir / "curves_top")

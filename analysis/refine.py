@@ -204,12 +204,14 @@ def refine(
     ``sweep`` is the old :class:`a2c_core.spec.Sweep`, ``scores`` / ``table`` the frames of
     :func:`analysis.aggregate.final_scores` / :func:`analysis.aggregate.ranking`. ``seeds``
     sets the number of new seeds (default: as many as before); ``same_seeds`` reuses the old
-    seed list instead.
+    seed list instead. Configurations stopped early by racing are never among the top K.
     """
     from a2c_core.config import FIELD_TYPES
     from a2c_core.spec import MAX_SEED
+    from analysis.aggregate import survivors
 
-    ranked = table[table["iqm"].notna()]
+    candidates = survivors(table)
+    ranked = candidates[candidates["iqm"].notna()]
     if ranked.empty:
         raise AnalysisError(f"{sweep.name}: no done run has a final score yet; nothing to refine")
     if top < 1:
@@ -222,6 +224,10 @@ def refine(
         f"around the top {len(best_rows)} configuration(s) of {sweep.name!r} by IQM of final "
         f"score; best: {', '.join(f'{k}={format_value(v)}' for k, v in best.items()) or '-'}"
     ]
+    if len(candidates) < len(table):
+        notes.append(
+            f"{len(table) - len(candidates)} configuration(s) stopped early by racing left out"
+        )
     grid: dict[str, list[Any]] = {}
     fixed: dict[str, Any] = {}
     for param, old_values in sweep.grid.items():

@@ -44,7 +44,7 @@ class SweepResult:
     results_dir: Path
     runs: int
     counts: dict[str, int]
-    """runs by state after the launch: done, failed, diverged, running, pending."""
+    """runs by state after the launch: done, stopped, failed, diverged, running, pending."""
     trained: int
     """runs this launch trained (or resumed)."""
     already_finished: int
@@ -56,8 +56,8 @@ class SweepResult:
 
     @property
     def ok(self) -> bool:
-        """Every run done (none failed, diverged or left unfinished)."""
-        return self.counts.get("done", 0) == self.runs
+        """Every run done or stopped by racing (none failed, diverged or left unfinished)."""
+        return self.counts.get("done", 0) + self.counts.get("stopped", 0) == self.runs
 
 
 def run_sweep(
@@ -171,7 +171,7 @@ def run_sweep(
         lock.release()
     table = store.runs_table(sweep)
     counts = {s: sum(r["state"] == s for r in table)
-              for s in ("done", "failed", "diverged", "running", "pending")}  # fmt: skip
+              for s in ("done", "stopped", "failed", "diverged", "running", "pending")}  # fmt: skip
     return SweepResult(
         name=sweep.name, results_dir=store.dir, runs=len(runs), counts=counts,
         trained=len(todo), already_finished=len(runs) - len(todo),

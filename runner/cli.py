@@ -153,7 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               "result)")  # fmt: skip
         print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
     c = result.counts
-    print(f"done: {c['done']} done, {c['failed']} failed, {c['diverged']} diverged; "
+    raced = f"{c['stopped']} stopped by racing, " if c["stopped"] else ""
+    print(f"done: {c['done']} done, {raced}{c['failed']} failed, {c['diverged']} diverged; "
           f"results in {result.results_dir}")  # fmt: skip
     signals.restore()
     return EXIT_FAILED if c["failed"] or c["diverged"] else EXIT_OK
@@ -288,10 +289,17 @@ class _PlainProgress:
         elapsed, rate, eta = _eta(p)
         console.print(
             f"[{_fmt_eta(elapsed)}] {self.name}: epochs {p.epochs_done}/{p.total_epochs}, "
-            f"runs {p.done} done / {p.running} running / {p.failed} failed / {p.diverged} diverged, "
-            f"{rate:,.0f} env steps/s, ETA {_fmt_eta(eta)}",
+            f"runs {p.done} done / {p.running} running / {p.failed} failed / {p.diverged} diverged"
+            f"{_racing_note(p, ' / ')}, {rate:,.0f} env steps/s, ETA {_fmt_eta(eta)}",
             soft_wrap=True, markup=False, highlight=False,  # one greppable line in any log
         )  # fmt: skip
+
+
+def _racing_note(p, sep: str) -> str:
+    """"N stopped by racing (M run-epochs spared)" once racing has stopped a run."""
+    if not p.stopped:
+        return ""
+    return f"{sep}{p.stopped} stopped by racing ({p.saved_epochs:,} run-epochs spared)"
 
 
 def _progress_table(p, name: str):
@@ -299,8 +307,11 @@ def _progress_table(p, name: str):
 
     elapsed, rate, eta = _eta(p)
     t = Table.grid(padding=(0, 2))
-    t.add_row(f"[bold]{name}", f"runs {p.done + p.failed + p.diverged}/{p.total_runs} finished",
+    finished = p.done + p.failed + p.diverged + p.stopped
+    t.add_row(f"[bold]{name}", f"runs {finished}/{p.total_runs} finished",
               f"running {p.running}", f"failed {p.failed}", f"diverged {p.diverged}")  # fmt: skip
+    if p.stopped:
+        t.add_row("", _racing_note(p, ""), "", "", "")
     pct = 100.0 * p.epochs_done / max(1, p.total_epochs)
     t.add_row(f"epochs {p.epochs_done}/{p.total_epochs} ({pct:.0f}%)", f"{rate:,.0f} env steps/s",
               f"elapsed {_fmt_eta(elapsed)}", f"ETA {_fmt_eta(eta)}", "")  # fmt: skip
@@ -363,10 +374,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     table = store.runs_table(sweep)
     counts = {
         s: sum(r["state"] == s for r in table)
-        for s in ("done", "running", "failed", "diverged", "pending")
+        for s in ("done", "stopped", "running", "failed", "diverged", "pending")
     }
     epochs_total = sum(r.config.epochs for r in sweep.runs())
-    epochs_done = 0
+    epochs_done = spared = 0
     problems = []
     for r in sweep.runs():
         st = store.read_status(r.run_id)
@@ -381,6 +392,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         epochs_done += min(rows, r.config.epochs)  # a done run may hold more (epochs lowered)
         if st and st["state"] in ("failed", "diverged"):
             epochs_done += r.config.epochs - rows  # never trained
+        if st and st["state"] == "stopped":
+            spared += max(0, r.config.epochs - rows)
         if problem:
             problems.append(f"run {r.run_id}: {problem} (a relaunch recomputes it)")
     print(
@@ -390,8 +403,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if counts["running"] and store.driver_alive() is False:
         print(f"no driver is running: the {counts['running']} running runs were interrupted "
               "(relaunch the sweep to resume them from their checkpoints)")  # fmt: skip
+    epochs_total -= spared
     print(
         f"epochs {epochs_done}/{epochs_total} ({100.0 * epochs_done / max(1, epochs_total):.0f}%)"
+        + (f"; racing spared {spared} run-epochs" if spared else "")
     )
     for line in problems:
         print(f"warning: {line}")

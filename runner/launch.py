@@ -41,6 +41,7 @@ from runner.messages import (
     Checkpoint,
     Failed,
     Message,
+    Paused,
     Released,
     Rows,
     RunEnded,
@@ -61,7 +62,8 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS
 
 def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
                    resume: list[dict | None], checkpoint_every_s: float,
-                   release_requested: Callable[[], bool] | None = None) -> Iterator[Message]:  # fmt: skip
+                   release_requested: Callable[[], bool] | None = None,
+                   pause_at: list[int | None] | None = None) -> Iterator[Message]:  # fmt: skip
     """Generator run inside a Ray worker: trains the pack and yields :mod:`runner.messages`,
     one lock-step epoch at a time (the epoch's :class:`Rows`, then its checkpoints and ended
     runs). One message per epoch, not per run-epoch: each streamed item costs the worker and
@@ -72,7 +74,12 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
     True (the driver has an idle CPU), every unfinished run is checkpointed at that epoch, the
     pack yields :class:`Released` and stops, and the driver splits those runs over the free
     CPUs. A run's numbers depend neither on its pack-mates nor on resuming: no number
-    changes."""
+    changes.
+
+    ``pause_at`` (racing): per run, None or a rung epoch before its last; the run trains up to
+    that epoch only and yields :class:`Paused` with its checkpoint instead of ending (its
+    epoch count is no part of what it computes, so it goes on from there bitwise)."""
+    import dataclasses
     import traceback
 
     try:
@@ -81,14 +88,19 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
         from a2c_core import train_pack
 
         cfgs = [A2CConfig.from_dict(c) for c in configs]
+        stops = [p if p is not None and p < c.epochs else None
+                 for p, c in zip(pause_at or [None] * len(cfgs), cfgs, strict=True)]  # fmt: skip
+        trained = [dataclasses.replace(c, epochs=p) if p else c for c, p in zip(cfgs, stops, strict=True)]
         pack = _EpochBatcher(len(cfgs), checkpoint_every_s, release_requested)
-        records = train_pack(cfgs, seeds, resume=resume, checkpoint_when=pack.checkpoint_when)
+        records = train_pack(trained, seeds, resume=resume, checkpoint_when=pack.checkpoint_when)
         for rec in records:
             if pack.starts_new_epoch(rec.run):  # never merge two epochs into one message
                 yield from pack.flush()
             rid = run_ids[rec.run]
             pack.rows.append((rid, rec.row()))
-            if rec.finished:
+            if rec.finished and not rec.diverged and stops[rec.run] is not None:
+                pack.end(rec.run, Paused(rid, rec.epoch, rec.checkpoint))
+            elif rec.finished:
                 state = "diverged" if rec.diverged else "done"
                 policy = policy_state(cfgs[rec.run], seeds[rec.run], rec.policy)
                 pack.end(rec.run, RunEnded(rid, state, policy, rec.diverged_reason or None,
@@ -161,7 +173,8 @@ class _EpochBatcher:
 
 
 def pack_task(configs: list[dict], seeds: list[int], run_ids: list[str],
-              resume: list[dict | None], checkpoint_every_s: float, release_key: str):  # fmt: skip
+              resume: list[dict | None], checkpoint_every_s: float, release_key: str,
+              pause_at: list[int | None] | None = None):  # fmt: skip
     """The Ray task: :func:`pack_task_body`, released when the driver puts ``release_key``
     in Ray's internal key-value store (one small GCS request per epoch, under a millisecond
     next to epochs of seconds)."""
@@ -174,7 +187,7 @@ def pack_task(configs: list[dict], seeds: list[int], run_ids: list[str],
             return False
 
     yield from pack_task_body(configs, seeds, run_ids, resume, checkpoint_every_s,
-                              release_requested)  # fmt: skip
+                              release_requested, pause_at)  # fmt: skip
 
 
 def peak_rss_mb() -> float:
@@ -414,8 +427,11 @@ class Progress:
     done: int = 0
     failed: int = 0
     diverged: int = 0
+    stopped: int = 0
     running: int = 0
     epochs_done: int = 0
+    saved_epochs: int = 0
+    """run-epochs racing spared (stopped runs' epochs after their rung); not in total_epochs."""
     env_steps: int = 0
     started: float = field(default_factory=time.monotonic)
     epochs_at_start: int = 0  # epochs already done when this launch began (for the ETA)
@@ -444,6 +460,7 @@ class SweepRunner:
         self.prog: Progress | None = None
         self.live: list[Pack] = []  # packs still streaming
         self.pumps: list[threading.Thread] = []
+        self.waiting: dict[str, int] = {}  # racing: run id -> the rung it waits at
 
     # -------------------------------------------------------------- preparation
     def prepare(self) -> list[RunSpec]:
@@ -456,6 +473,7 @@ class SweepRunner:
         todo = []
         for r in self.sweep.runs():
             self.run_by_id[r.run_id] = r
+        for r in self.sweep.runs():
             if self._verified_finished(r):
                 continue
             source = self.store.copy_finished_from_other_sweep(r.run_id, min_epochs=r.config.epochs)
@@ -465,9 +483,58 @@ class SweepRunner:
                 if self._verified_finished(r):
                     continue
             todo.append(r)
+        todo += self._rejudge_stopped()
         for r in todo:
             self._resume_point(r)
         return [r for r in todo if not self.store.is_finished(r.run_id)]
+
+    def _rejudge_stopped(self) -> list[RunSpec]:
+        """Stopped runs the sweep's racing would not stop now (``racing:`` removed, a larger
+        ``keep_top``, a lower ``threshold``...) are reopened at their rung's checkpoint; the
+        others stay stopped. Each is judged again at its rung, against the rows recorded up
+        to that rung, rungs in order; with unchanged options this is the same decision."""
+        from runner import racing
+
+        stopped: dict[int, list[RunSpec]] = {}
+        for r in self.sweep.runs():
+            st = self.store.read_status(r.run_id)
+            if st and st["state"] == "stopped":
+                stopped.setdefault(int(st.get("rung") or st.get("epochs_done") or 0), []).append(r)
+        reopened: list[RunSpec] = []
+        for rung in sorted(stopped):
+            keep = set()
+            if self.sweep.racing is not None:
+                verdicts = racing.judge(racing.scores_at(self._race_rows(), self.sweep.racing,
+                                                         rung), self.sweep.racing, rung)  # fmt: skip
+                keep = {k for k, v in verdicts.items() if v.stop}
+            for r in stopped[rung]:
+                if racing.config_key(r.swept) in keep:
+                    continue
+                self.store.reopen(r.run_id, f"no longer stopped at epoch {rung} by racing",
+                                  epochs_done=rung)  # fmt: skip
+                reopened.append(r)
+        if reopened:
+            self.info(f"racing: {len(reopened)} stopped runs go on from their rung checkpoints "
+                      "(the racing options no longer stop them)")  # fmt: skip
+        return reopened
+
+    def _race_rows(self) -> dict[str, Any]:
+        """Every run's rows as racing reads them (runner.racing.RunRows); a run whose
+        returns.csv cannot be read is left out."""
+        from runner.racing import RunRows, config_key
+
+        out = {}
+        for rid, r in self.run_by_id.items():
+            st = self.store.read_status(rid)
+            try:
+                rows = self.store.read_returns(rid)
+            except (StoreError, OSError):
+                continue
+            state = st["state"] if st else "running"
+            rung = st.get("rung") if st and state == "stopped" else None
+            out[rid] = RunRows(config_key(r.swept), [float(x["return_mean"]) for x in rows],
+                               state, int(rung) if rung is not None else None)  # fmt: skip
+        return out
 
     def _resume_point(self, r: RunSpec) -> None:
         """Where an unfinished run continues: its checkpoint's epoch when that checkpoint is
@@ -577,7 +644,7 @@ class SweepRunner:
         pack.ref = remote.remote(
             [r.config.to_dict() for r in runs], [r.seed for r in runs], [r.run_id for r in runs],
             [self.ckpts.get(r.run_id) for r in runs], self.sweep.execution.checkpoint_every_s,
-            pack.release_key,
+            pack.release_key, [self._pause_at(r.run_id) for r in runs],
         )  # fmt: skip
         gen = pack.ref
 
@@ -619,12 +686,24 @@ class SweepRunner:
             st = self.store.read_status(r.run_id) if self.store.is_finished(r.run_id) else None
             if st:
                 setattr(prog, st["state"], getattr(prog, st["state"]) + 1)
-            prog.epochs_done += r.config.epochs if st else self.epochs.get(r.run_id, 0)
+            if st and st["state"] == "stopped":
+                at = min(int(st.get("epochs_done") or 0), r.config.epochs)
+                prog.epochs_done += at
+                prog.saved_epochs += r.config.epochs - at
+                prog.total_epochs -= r.config.epochs - at
+            else:
+                prog.epochs_done += r.config.epochs if st else self.epochs.get(r.run_id, 0)
         prog.epochs_at_start = prog.epochs_done
         live: list[Pack] = self.live
-        for members in make_packs(todo, self.cpus, self.sweep.execution.pack_size):
+        rungs = set(self.sweep.racing.rungs) if self.sweep.racing else set()
+        for r in todo:  # checkpointed at a rung: they wait there for its decision
+            if self.epochs[r.run_id] in rungs:
+                self.waiting[r.run_id] = self.epochs[r.run_id]
+        start = [r for r in todo if r.run_id not in self.waiting]
+        for members in make_packs(start, self.cpus, self.sweep.execution.pack_size):
             self._start_pack(members, live)
         prog.running = len(todo)
+        self._race(prog, live)
         self.on_event(prog)
         pending_rows: dict[str, list[dict]] = {}
 
@@ -647,6 +726,7 @@ class SweepRunner:
             for pack, msg in batch:
                 self._handle(pack, msg, prog, live, pending_rows, flush_rows)
             flush_rows()
+            self._race(prog, live)
             self._rebalance(live)
             prog.best = self._best_latest()
             self.on_event(prog)
@@ -685,6 +765,12 @@ class SweepRunner:
                 if msg.state == "diverged":
                     self.log(f"run {msg.run_id} diverged at epoch "
                              f"{self.epochs.get(msg.run_id, 0)} ({msg.reason})")  # fmt: skip
+            case Paused():  # at a rung (racing): it waits for the rung's decision
+                self.store.write_checkpoint(msg.run_id, msg.checkpoint)
+                self.ckpts[msg.run_id] = msg.checkpoint
+                self.store.write_status(msg.run_id, "running", epochs_done=msg.epoch)
+                self.waiting[msg.run_id] = msg.epoch
+                pack.unfinished.discard(msg.run_id)
             case Released():  # stopped on request, every unfinished run checkpointed
                 self._split_released(pack, live)
             case Failed():
@@ -703,6 +789,51 @@ class SweepRunner:
         ):
             live.remove(pack)
             self._forget_release(pack)
+
+    def _pause_at(self, rid: str) -> int | None:
+        """The rung a run stops at next (racing): the first one after its current epoch."""
+        if self.sweep.racing is None:
+            return None
+        epoch = self.epochs.get(rid, 0)
+        return next((rung for rung in self.sweep.racing.rungs if rung > epoch), None)
+
+    def _race(self, prog: Progress, live: list[Pack]) -> None:
+        """Judge the lowest rung runs wait at, once no unfinished run is still below it (all
+        seeds of every configuration in the race have their rows up to it on disk): stop the
+        runs of the configurations racing stops there, start the others from their
+        checkpoints over the free CPUs. Repeats while a rung is ready."""
+        from runner import racing
+
+        spec = self.sweep.racing
+        while self.waiting and spec is not None:
+            rung = min(self.waiting.values())
+            # a run streaming at the rung epoch itself has yet to report that it paused there
+            if any(self.epochs.get(rid, 0) <= rung for p in live for rid in p.unfinished):
+                return
+            labels = {racing.config_key(r.swept): racing.config_label(r.swept)
+                      for r in self.run_by_id.values()}  # fmt: skip
+            verdicts = racing.judge(racing.scores_at(self._race_rows(), spec, rung), spec, rung,
+                                    labels)  # fmt: skip
+            here = sorted(rid for rid, at in self.waiting.items() if at == rung)
+            go, stopped_configs, saved = [], set(), 0
+            for rid in here:
+                del self.waiting[rid]
+                r = self.run_by_id[rid]
+                verdict = verdicts.get(racing.config_key(r.swept))
+                if verdict is None or not verdict.stop:
+                    go.append(r)
+                    continue
+                self._finish(rid, "stopped", None, prog, rung=rung, reason=verdict.reason)
+                stopped_configs.add(racing.config_key(r.swept))
+                saved += r.config.epochs - rung
+            prog.saved_epochs += saved
+            prog.total_epochs -= saved
+            going = len({racing.config_key(r.swept) for r in go})
+            self.info(f"racing at epoch {rung}: {len(stopped_configs)} configurations stopped "
+                      f"({len(here) - len(go)} runs, {saved} run-epochs spared), {going} go on")  # fmt: skip
+            free = max(1, self.cpus - sum(1 for p in live if p.unfinished))
+            for members in make_packs(go, free, self.sweep.execution.pack_size):
+                self._start_pack(members, live)
 
     def _split_released(self, pack: Pack, live: list[Pack]) -> None:
         """A pack released on request: split its unfinished runs over the idle CPUs."""
@@ -777,10 +908,9 @@ class SweepRunner:
         if len(busy) >= self.cpus or any(p.releasing for p in busy):
             return None
 
-        def epochs_left(p: Pack) -> int:
-            return max(
-                self.run_by_id[r].config.epochs - self.epochs.get(r, 0) for r in p.unfinished
-            )
+        def epochs_left(p: Pack) -> int:  # to the run's end, or to its next rung
+            return max((self._pause_at(r) or self.run_by_id[r].config.epochs)
+                       - self.epochs.get(r, 0) for r in p.unfinished)  # fmt: skip
 
         splittable = [p for p in busy if len(p.unfinished) >= 2 and p.epoch_s > 0
                       and epochs_left(p) >= MIN_EPOCHS_TO_SPLIT
@@ -803,11 +933,11 @@ class SweepRunner:
         self.epochs[rid] = epoch
         self.steps_seen[rid] = int(self.ckpts[rid]["env_steps"]) if rid in self.ckpts else 0
 
-    def _finish(self, rid: str, state: str, error: str | None, prog: Progress) -> None:
+    def _finish(self, rid: str, state: str, error: str | None, prog: Progress,
+                rung: int | None = None, reason: str | None = None) -> None:  # fmt: skip
         wall = time.monotonic() - self.started_wall.get(rid, time.monotonic())
-        self.store.write_status(
-            rid, state, error=error, wall_s=wall, epochs_done=self.epochs.get(rid, 0)
-        )
+        self.store.write_status(rid, state, error=error, wall_s=wall,
+                                epochs_done=self.epochs.get(rid, 0), rung=rung, reason=reason)  # fmt: skip
         self.ckpts.pop(rid, None)
         setattr(prog, state, getattr(prog, state) + 1)
         prog.running -= 1
@@ -826,7 +956,7 @@ def best_so_far(sweep: Sweep, store: Store) -> tuple[str, float, int, bool] | No
         label = ", ".join(f"{a}={b}" for a, b in r.swept.items()) or "(fixed config)"
         st = store.read_status(r.run_id)
         finished[label] = finished.get(label, True) and bool(st and st["state"] == "done")
-        if st and st["state"] in ("failed", "diverged"):
+        if st and st["state"] in ("failed", "diverged", "stopped"):
             continue
         try:
             vals = [float(x["return_mean"]) for x in store.read_returns(r.run_id)]

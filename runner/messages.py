@@ -46,6 +46,16 @@ class RunEnded:
 
 
 @dataclass
+class Paused:
+    """A run reached the rung epoch it was asked to stop at (racing): it waits there, with
+    its state after that epoch, until the driver has judged every configuration at the rung."""
+
+    run_id: str
+    epoch: int
+    checkpoint: dict[str, Any]
+
+
+@dataclass
 class Released:
     run_ids: list[str]
     """the pack's unfinished runs, each checkpointed at the epoch just ended."""
@@ -73,4 +83,4 @@ class StreamLost:
     """repr of the Ray error: the worker or its node died, or the task was cancelled."""
 
 
-Message = Rows | Checkpoint | RunEnded | Released | Failed | WorkerStats | StreamClosed | StreamLost
+Message = Rows | Checkpoint | RunEnded | Paused | Released | Failed | WorkerStats | StreamClosed | StreamLost

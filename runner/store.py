@@ -13,7 +13,7 @@ Layout (docs/design.md "The results contract")::
 Every file except returns.csv is written atomically (temp file in the same directory, fsync,
 ``os.replace``). returns.csv is appended to and fsynced per batch; a torn last line (crash in
 the middle of an append) is tolerated by readers and dropped by :meth:`Store.repair_returns`.
-A run is finished only when its status.json says done, failed or diverged; a finished run's
+A run is finished only when its status.json says done, failed, diverged or stopped; a finished run's
 files are never rewritten (writing methods raise :class:`FinishedRunError`).
 
 Temporary files and directories start with ``.`` so that listings of ``runs/`` skip them.
@@ -630,7 +630,7 @@ class Store:
         reported = int(status.get("epochs_done") or 0)
         if status["state"] == "running" and k < reported:
             return f"checkpointed at epoch {reported} but returns.csv holds epochs 1-{k} only"
-        if status["state"] in ("done", "diverged"):
+        if status["state"] in ("done", "diverged", "stopped"):
             want = reported or (epochs if status["state"] == "done" and epochs else k)
             if k != want:
                 return (f"status.json says {status['state']} at epoch {want} but returns.csv "
@@ -676,7 +676,11 @@ class Store:
         error: str | None = None,
         wall_s: float = 0.0,
         epochs_done: int = 0,
+        rung: int | None = None,
+        reason: str | None = None,
     ) -> None:
+        """status.json; a ``stopped`` run also records the ``rung`` it was stopped at and
+        racing's ``reason``."""
         if state not in STATES:
             raise StoreError(f"status: state must be one of {STATES}, got {state!r}")
         self._check_writable(run_id)
@@ -687,6 +691,8 @@ class Store:
             "epochs_done": int(epochs_done),
             "updated": _now(),
         }
+        if rung is not None:
+            data["rung"], data["reason"] = int(rung), reason
         _atomic_write_json(self.status_path(run_id), data)
         if state in FINISHED_STATES:
             self._finished.add(run_id)

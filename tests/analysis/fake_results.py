@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,8 @@ from runner.spec import RunSpec, Sweep, load_spec
 from runner.store import Store
 
 RunFn = Callable[[RunSpec], tuple[str, Sequence[Mapping[str, float]] | None]]
-"""run -> (state or "pending", epoch rows or None). Rows need epoch, env_steps, return_mean."""
+"""run -> (state or "pending", epoch rows or None). Rows need epoch, env_steps, return_mean.
+A "stopped" run (racing) is stopped at its last row's epoch: see :func:`stop_status`."""
 
 
 def isclose(a: float, b: float) -> bool:
@@ -91,16 +93,43 @@ def build_results(
         if rows:
             store.append_returns(run.run_id, rows)
         store.write_status(run.run_id, state, epochs_done=len(rows or []))
+        if state == "stopped":
+            stop_status(store.status_path(run.run_id), len(rows or []))
     store.write_runs_csv_for(sweep)
     return store.dir, sweep
 
 
+def stop_status(path: Path, rung: int | None, reason: str | None = None) -> None:
+    """Make a status.json what racing leaves: state stopped, ``epochs_done`` and ``rung`` the
+    rung epoch, and a ``reason``. ``rung`` None: a status without rung or reason (an old or
+    hand-edited one)."""
+    status = json.loads(path.read_text(encoding="utf-8"))
+    status.pop("rung", None)
+    status.pop("reason", None)
+    status["state"] = "stopped"
+    if rung is not None:
+        status["epochs_done"] = rung
+        status["rung"] = rung
+        status["reason"] = reason or (
+            f"IQM 21.3 [19.8, 23.0] below the lower bound 150.2 of the 1st best at epoch {rung}"
+        )
+    path.write_text(json.dumps(status, indent=2) + "\n", encoding="utf-8")
+
+
 def learning_curve_sweep(
-    root: Path, name: str = "fake-grid", *, epochs: int = 40, seeds: Sequence[int] = (1, 2, 3)
+    root: Path,
+    name: str = "fake-grid",
+    *,
+    epochs: int = 40,
+    seeds: Sequence[int] = (1, 2, 3),
+    stopped: Mapping[tuple[float, float, float], int] | None = None,
 ) -> Path:
     """A realistic 2x2x2 grid (policy_lr x value_lr x gamma) x 3 seeds: saturating learning
     curves whose speed and plateau depend on the parameters, noisy per seed, env steps that
-    differ per run; one run diverged, one failed, one still running (shorter)."""
+    differ per run; one run diverged, one failed, one still running (shorter).
+
+    ``stopped``: (policy_lr, value_lr, gamma) -> rung: every seed of those configurations is
+    stopped by racing at that epoch (its rows end there), as the runner leaves them."""
     grid = {"policy_lr": [0.1, 0.01], "value_lr": [0.01, 0.001], "gamma": [0.99, 0.999]}
 
     def run_fn(run: RunSpec) -> tuple[str, list[dict[str, float]]]:
@@ -123,6 +152,9 @@ def learning_curve_sweep(
             state, n = "failed", 0
         if (p["policy_lr"], p["value_lr"], p["gamma"], run.seed) == (0.01, 0.001, 0.999, 1):
             state, n = "running", epochs * 2 // 3
+        rung = (stopped or {}).get((p["policy_lr"], p["value_lr"], p["gamma"]))
+        if rung is not None:
+            state, n = "stopped", rung
         steps, rows = 0, []
         for e in range(1, n + 1):
             mean = 20 + (plateau - 20) * (1 - math.exp(-speed * e)) + rng.normal(0, 8)

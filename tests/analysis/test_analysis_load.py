@@ -26,9 +26,11 @@ def test_long_form_columns_rows_and_values(known) -> None:
         "run_id",
         "seed",
         "state",
+        "stopped_at",
         *RETURN_COLUMNS,
     ]
     assert param_columns(frame) == ["policy_lr"]
+    assert frame["stopped_at"].dtype == "Int64" and frame["stopped_at"].isna().all()
     assert frame.attrs["name"] == "known"
     # 9 runs of 10 epochs, one running with 4, failed and pending keep one placeholder row
     assert len(frame) == 9 * 10 + 4 + 2

@@ -134,9 +134,11 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
             _fmt(r["p_beats_next"]),
         ]
         if solved:
-            cells.append(
-                "never" if r["solved_epoch"] != r["solved_epoch"] else f"{r['solved_epoch']:.0f}"
-            )
+            epoch = r["solved_epoch"]
+            if stopped and _stopped_at(r) is not None:
+                cells.append("-")  # solved_epoch looks at done runs: a stopped one has none
+            else:
+                cells.append("never" if epoch != epoch else f"{epoch:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -103,6 +103,12 @@ def run_sweep(
     except SpecError as exc:
         raise SweepError(str(exc)) from None
     check_size(sweep, max_runs)
+    if sweep.racing is not None:
+        from runner.racing import warning
+
+        problem = warning(sweep.racing, len(sweep.seeds))
+        if problem:
+            warn(problem)
     try:
         runs = sweep.runs()
     except ValueError as exc:  # a constraint across fields, checked when runs are built
@@ -152,6 +158,10 @@ def run_sweep(
         say(f"sweep {sweep.name}: {len(runs)} runs, {len(runs) - len(todo)} already finished, "
             f"{len(todo)} to train" + (f" (resuming {resumed} from checkpoints)" if resumed else "")
             + f" -> {store.dir}")  # fmt: skip
+        if todo and sweep.racing is not None:
+            from runner.racing import describe
+
+            say(describe(sweep.racing))
         if todo:
             _train(runner, todo, ray, on_event, say, warn)
     except OSError as exc:  # a read-only or full disk, a vanished directory

@@ -335,6 +335,13 @@ def _dry_run(sweep, store, args) -> int:
     print(f"sweep {sweep.name} ({args.sweep})")
     print(f"  {n_cfg:,} configs x {len(sweep.seeds):,} seeds = {sweep.num_runs:,} runs")
     print(f"  {len(sizes):,} packs on {cpus} local CPUs (sizes {sorted(set(sizes))[:10]})")
+    if sweep.racing is not None:
+        from runner import racing
+
+        print(f"  {racing.describe(sweep.racing)}")
+        problem = racing.warning(sweep.racing, len(sweep.seeds))
+        if problem:
+            print(f"  warning: {problem}")
     if store.runs_dir.is_dir() and sweep.num_runs <= DRY_RUN_COUNT_LIMIT:
         done = sum(1 for r in sweep.iter_runs() if store.is_finished(r.run_id))
         print(f"  already finished under {store.dir}: {done:,}")

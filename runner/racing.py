@@ -32,8 +32,8 @@ import numpy as np
 
 from a2c_core.spec import Racing
 
-__all__ = ["RunRows", "Simulation", "Verdict", "config_key", "judge", "scores_at", "seed_score",
-           "simulate"]  # fmt: skip
+__all__ = ["RunRows", "Simulation", "Verdict", "config_key", "describe", "judge", "scores_at",
+           "seed_score", "simulate", "warning"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,28 @@ def interval(scores: Sequence[float], racing: Racing, rung: int, key: str) -> tu
     alpha = (1.0 - racing.confidence) / 2
     low, high = np.quantile(boot, [alpha, 1.0 - alpha])
     return estimate, float(low), float(high)
+
+
+def describe(racing: Racing) -> str:
+    """One line: what racing does in this sweep."""
+    bar = f"the {_ordinal(racing.keep_top)} best's lower bound"
+    if racing.threshold is not None:
+        bar += f" or {racing.threshold:g}"
+    window = (f"{racing.window} epochs" if isinstance(racing.window, int)
+              else f"{racing.window:g} x the rung epoch")  # fmt: skip
+    return (f"racing at epochs {', '.join(map(str, racing.rungs))}: {racing.statistic.upper()} of "
+            f"the seeds' mean return over the last {window}, {racing.confidence:.0%} bootstrap "
+            f"interval (seed {racing.seed}); a configuration whose upper bound is below {bar} "
+            f"stops; the best {racing.keep_top} never do; judged from {racing.min_seeds_done} "
+            "scored seeds")  # fmt: skip
+
+
+def warning(racing: Racing, seeds: int) -> str | None:
+    """A racing block that can never stop anything, said before the sweep starts."""
+    if seeds < racing.min_seeds_done:
+        return (f"racing: the sweep has {seeds} seeds per configuration, fewer than "
+                f"min_seeds_done ({racing.min_seeds_done}): racing will stop nothing")  # fmt: skip
+    return None
 
 
 def _ordinal(k: int) -> str:

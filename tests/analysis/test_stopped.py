@@ -180,6 +180,11 @@ def raced_grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+def facet_config(ax) -> str:
+    """The configuration of a facet panel, from its title ("#3  a=1, b=2\nc=3")."""
+    return ax.get_title().split("  ", 1)[1].replace("\n", ", ")
+
+
 STOPPED = {
     "policy_lr=0.01, value_lr=0.001, gamma=0.999": 4,
     "policy_lr=0.01, value_lr=0.001, gamma=0.99": 8,
@@ -195,18 +200,17 @@ def test_plots_mark_stopped_configurations_and_never_highlight_them(raced_grid: 
     # curves: the legend names the epoch a configuration was stopped at
     ax = plots.plot_curves(curves, frame, configs=list(STOPPED))
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["gamma=0.999 (3 seeds, stopped at epoch 4)", "gamma=0.99 (3 seeds, "
-                      "stopped at epoch 8)"]  # fmt: skip
+    assert legend == [
+        "gamma=0.999 (3 seeds, stopped at epoch 4)",
+        "gamma=0.99 (3 seeds, stopped at epoch 8)",
+    ]
     # facets: one panel per configuration, the stopped ones say so, none of them in colour
     axes = plots.plot_facets(curves, frame, ranking=table)
-    notes = {ax.get_title().split("  ", 1)[1].replace("\n", ", "): ax.texts[0].get_text()
-             for ax in axes if ax.get_visible()}  # fmt: skip
+    panels = {facet_config(ax): ax for ax in axes if ax.get_visible()}
     for config, rung in STOPPED.items():
-        assert notes[config] == f"3 stopped at epoch {rung}"
-        panel = next(
-            a for a in axes if a.get_visible() and config in a.get_title().replace("\n", ", ")
-        )
-        assert all(line.get_color() == "#444444" for line in panel.lines)
+        assert panels[config].texts[0].get_text() == f"3 stopped at epoch {rung}"
+        assert {line.get_color() for line in panels[config].lines} == {"#444444"}
+    assert plots.PALETTE[0] in {line.get_color() for line in panels[table["config"][0]].lines}
     # the strip plot labels its rows with the same note; heatmaps, sensitivity and profile
     # use done runs only and take configurations without one
     ax = plots.plot_strip(scores, order=list(table["config"]))
@@ -268,3 +272,11 @@ def test_analyze_when_racing_stopped_every_configuration(tmp_path: Path, capsys)
     assert (results / "analysis" / "curves_top.png").stat().st_size > 10_000
     table = pd.read_csv(results / "analysis" / "ranking.csv")
     assert np.allclose(table["iqm"], [30.0, 30.0, 3.0, 3.0])
+    # no panel is drawn as the best configuration's
+    frame = load(results)
+    table = aggregate.ranking(aggregate.final_scores(frame), n_resamples=50)
+    axes = plots.plot_facets(
+        aggregate.aggregate_curves(frame, n_resamples=50), frame, ranking=table
+    )
+    colors = {line.get_color() for ax in axes for line in ax.lines}
+    assert colors == {"#444444"}

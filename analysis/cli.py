@@ -191,9 +191,10 @@ def _print_stopped(table: Any, limit: int = 10) -> None:
     rows = table[table["stopped_at"].notna()] if "stopped_at" in table.columns else table[:0]
     if rows.empty:
         return
+    after = "after the others " if len(rows) < len(table) else ""
     print(
-        f"stopped early by racing: {len(rows)} of {len(table)} configurations, ranked after "
-        "the others by their IQM at the epoch they were stopped (never the best):"
+        f"stopped early by racing: {len(rows)} of {len(table)} configurations, ranked {after}"
+        "by their IQM at the epoch they were stopped (never the best):"
     )
     for row in rows.head(limit).itertuples(index=False):
         r = row._asdict()

@@ -286,10 +286,10 @@ def load(results_dir: str | Path) -> pd.DataFrame:
     pending, diverged, failed, stopped: from status.json, which is fresher than runs.csv),
     ``stopped_at`` (nullable integer: for a run stopped early by racing, the rung epoch of
     its status.json, else its last recorded epoch (0 if none); <NA> for every other run),
-    then every returns.csv column. ``epoch``, ``env_steps`` and ``episodes`` are nullable integers; a run
-    with no recorded epoch has one row with ``epoch`` <NA>. Rows are in grid order, then seed,
-    then epoch. ``frame.attrs["params"]`` lists the swept parameters, ``attrs["name"]`` the
-    sweep name.
+    then every returns.csv column. ``epoch``, ``env_steps`` and ``episodes`` are nullable
+    integers; a run with no recorded epoch has one row with ``epoch`` <NA>. Rows are in grid
+    order, then seed, then epoch. ``frame.attrs["params"]`` lists the swept parameters,
+    ``attrs["name"]`` the sweep name.
 
     Raises :class:`AnalysisError` (one line naming the file) for a missing directory, an empty
     sweep or a file that cannot be parsed.

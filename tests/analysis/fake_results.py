@@ -18,7 +18,7 @@ from runner.store import Store
 
 RunFn = Callable[[RunSpec], tuple[str, Sequence[Mapping[str, float]] | None]]
 """run -> (state or "pending", epoch rows or None). Rows need epoch, env_steps, return_mean.
-A "stopped" run (racing) is stopped at its last row's epoch: see :func:`stop_status`."""
+A "stopped" run (racing) is stopped at its last row's epoch, its rung."""
 
 
 def isclose(a: float, b: float) -> bool:
@@ -92,27 +92,29 @@ def build_results(
         store.write_config(run.run_id, run.config, run.seed)
         if rows:
             store.append_returns(run.run_id, rows)
-        store.write_status(run.run_id, state, epochs_done=len(rows or []))
-        if state == "stopped":
-            stop_status(store.status_path(run.run_id), len(rows or []))
+        epochs = len(rows or [])
+        if state == "stopped":  # as racing leaves it: rung and reason
+            store.write_status(run.run_id, state, epochs_done=epochs, rung=epochs, reason=REASON)
+        else:
+            store.write_status(run.run_id, state, epochs_done=epochs)
     store.write_runs_csv_for(sweep)
     return store.dir, sweep
 
 
-def stop_status(path: Path, rung: int | None, reason: str | None = None) -> None:
-    """Make a status.json what racing leaves: state stopped, ``epochs_done`` and ``rung`` the
-    rung epoch, and a ``reason``. ``rung`` None: a status without rung or reason (an old or
-    hand-edited one)."""
+REASON = "IQM 21.3 [19.8, 23.0] below the lower bound 150.2 of the 1st best (...) at epoch R"
+"""the ``reason`` of the stopped runs :func:`build_results` writes."""
+
+
+def stop_status(path: Path, rung: int | None) -> None:
+    """Rewrite a finished run's status.json as stopped by racing at ``rung`` (its rows are
+    left as they are); ``rung`` None: a status without rung or reason (an old or hand-edited
+    one)."""
     status = json.loads(path.read_text(encoding="utf-8"))
     status.pop("rung", None)
     status.pop("reason", None)
     status["state"] = "stopped"
     if rung is not None:
-        status["epochs_done"] = rung
-        status["rung"] = rung
-        status["reason"] = reason or (
-            f"IQM 21.3 [19.8, 23.0] below the lower bound 150.2 of the 1st best at epoch {rung}"
-        )
+        status.update(epochs_done=rung, rung=rung, reason=REASON)
     path.write_text(json.dumps(status, indent=2) + "\n", encoding="utf-8")
 
 

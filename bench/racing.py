@@ -103,7 +103,10 @@ def compare(args) -> int:
         r_wall, r_train, r_epochs = launch(raced_spec, tmp / "raced")
         print(f"unraced sweep {plain_spec['name']} ...", flush=True)
         p_wall, p_train, p_epochs = launch(plain_spec, tmp / "plain")
-        raced_dir, plain_dir = tmp / "raced" / raced_spec["name"], tmp / "plain" / plain_spec["name"]
+        raced_dir, plain_dir = (
+            tmp / "raced" / raced_spec["name"],
+            tmp / "plain" / plain_spec["name"],
+        )
         r_scores, r_rank = ranking(raced_dir)
         p_scores, p_rank = ranking(plain_dir)
         sweep, raced_rows = run_rows(raced_dir)
@@ -179,9 +182,13 @@ def replay(args) -> int:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sweep", default=str(ROOT / "sweeps" / "cartpole_v0_grid_race.yaml"))
-    p.add_argument("--solved", type=float, default=195.0, help="median final score that counts as solved")
+    p.add_argument(
+        "--solved", type=float, default=195.0, help="median final score that counts as solved"
+    )
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--keep", help="copy the raced results (minus .pt files) under this root")
     p.add_argument("--quick", action="store_true", help="smoke-sized sweep (CI)")

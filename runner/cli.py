@@ -296,7 +296,7 @@ class _PlainProgress:
 
 
 def _racing_note(p, sep: str) -> str:
-    """"N stopped by racing (M run-epochs spared)" once racing has stopped a run."""
+    """The note "N stopped by racing (M run-epochs spared)" once racing stopped a run."""
     if not p.stopped:
         return ""
     return f"{sep}{p.stopped} stopped by racing ({p.saved_epochs:,} run-epochs spared)"

@@ -90,7 +90,9 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
         cfgs = [A2CConfig.from_dict(c) for c in configs]
         stops = [p if p is not None and p < c.epochs else None
                  for p, c in zip(pause_at or [None] * len(cfgs), cfgs, strict=True)]  # fmt: skip
-        trained = [dataclasses.replace(c, epochs=p) if p else c for c, p in zip(cfgs, stops, strict=True)]
+        trained = [
+            dataclasses.replace(c, epochs=p) if p else c for c, p in zip(cfgs, stops, strict=True)
+        ]
         pack = _EpochBatcher(len(cfgs), checkpoint_every_s, release_requested)
         records = train_pack(trained, seeds, resume=resume, checkpoint_when=pack.checkpoint_when)
         for rec in records:

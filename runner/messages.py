@@ -83,4 +83,14 @@ class StreamLost:
     """repr of the Ray error: the worker or its node died, or the task was cancelled."""
 
 
-Message = Rows | Checkpoint | RunEnded | Paused | Released | Failed | WorkerStats | StreamClosed | StreamLost
+Message = (
+    Rows
+    | Checkpoint
+    | RunEnded
+    | Paused
+    | Released
+    | Failed
+    | WorkerStats
+    | StreamClosed
+    | StreamLost
+)

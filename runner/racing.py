@@ -70,7 +70,7 @@ def seed_score(returns: Sequence[float], rung: int, racing: Racing) -> float | N
     the finite values among its last w epochs up to the rung (a run that diverged before the
     rung is scored on the rows it has); None when there is none."""
     rows = list(returns[:rung])
-    tail = [v for v in rows[-window_epochs(racing, rung):] if math.isfinite(v)]
+    tail = [v for v in rows[-window_epochs(racing, rung) :] if math.isfinite(v)]
     return sum(tail) / len(tail) if tail else None
 
 
@@ -89,7 +89,9 @@ def _generator(racing: Racing, rung: int, key: str) -> np.random.Generator:
     return np.random.default_rng([racing.seed, rung, int.from_bytes(digest[:8], "little")])
 
 
-def interval(scores: Sequence[float], racing: Racing, rung: int, key: str) -> tuple[float, float, float]:
+def interval(
+    scores: Sequence[float], racing: Racing, rung: int, key: str
+) -> tuple[float, float, float]:
     """(estimate, low, high): the statistic and its percentile bootstrap interval over seeds."""
     stat = _statistic(racing.statistic)
     x = np.asarray(sorted(scores), dtype=np.float64)  # order-free: the same set, the same draw

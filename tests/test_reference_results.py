@@ -13,7 +13,8 @@ from analysis import aggregate
 from analysis.load import load, row_problems
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
-EXPERIMENTS = ["cartpole-v0-grid", "swingup", "swingup-grid", "swingup-grid-refined"]
+EXPERIMENTS = ["cartpole-v0-grid", "cartpole-v0-grid-race", "swingup", "swingup-grid",
+               "swingup-grid-refined"]  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=EXPERIMENTS)
@@ -28,7 +29,8 @@ def test_every_run_is_finished(experiment):
     for a done run."""
     runs = pd.read_csv(experiment / "runs.csv")
     assert len(runs) > 0
-    assert set(runs["state"]) <= {"done", "diverged", "failed"}, runs["state"].value_counts()
+    states = runs["state"]
+    assert set(states) <= {"done", "diverged", "failed", "stopped"}, states.value_counts()
     frame = load(experiment)
     assert sorted(frame["run_id"].unique()) == sorted(runs["run_id"])
     wrong = []
@@ -41,6 +43,10 @@ def test_every_run_is_finished(experiment):
         last = epochs[-1] if epochs else None
         if run["state"].iloc[0] == "done" and last != planned:
             wrong.append(f"{run_id}: done at epoch {last}, but its config has {planned} epochs")
+        if run["state"].iloc[0] == "stopped":
+            status = json.loads((experiment / "runs" / run_id / "status.json").read_text())
+            if last != status.get("rung") or not status.get("reason"):
+                wrong.append(f"{run_id}: stopped at rung {status.get('rung')}, last epoch {last}")
     assert not wrong, wrong
     assert row_problems(experiment) == {}  # what `analyze` would warn about
 
@@ -92,3 +98,37 @@ def test_current_code_reproduces_the_reference_start(experiment):
         assert list(got[col]) == list(want[col]), col
     for col in want.columns.drop(["epoch", "env_steps", "episodes", "wall_s"]):
         np.testing.assert_allclose(got[col], want[col], rtol=1e-4, atol=1e-6, err_msg=col)
+
+
+def test_raced_grid_is_the_full_grid_cut_where_racing_decides():
+    """The published raced grid (sweeps/cartpole_v0_grid_race.yaml) against the published full
+    grid, same run ids: a survivor's rows are the full run's, bitwise (wall_s aside); a stopped
+    run's are their first `rung` epochs; and which configurations stop, at which rung, is what
+    replaying racing over the full grid's rows gives (runner.racing.simulate)."""
+    from a2c_core.results import read_returns
+    from a2c_core.spec import load_spec
+    from runner.racing import RunRows, config_key, simulate
+
+    raced, full = REFERENCE / "cartpole-v0-grid-race", REFERENCE / "cartpole-v0-grid"
+    sweep = load_spec(raced / "sweep.yaml")
+    assert sweep.racing is not None
+
+    def lines(path: Path) -> list[str]:
+        return [line.rsplit(",", 1)[0] for line in path.read_text().splitlines()]
+
+    full_rows, stopped_at, used = {}, {}, 0
+    for run in sweep.runs():
+        mine, theirs = raced / "runs" / run.run_id, full / "runs" / run.run_id
+        status = json.loads((mine / "status.json").read_text())
+        got, want = lines(mine / "returns.csv"), lines(theirs / "returns.csv")
+        used += len(got) - 1
+        if status["state"] == "stopped":
+            assert got == want[: status["rung"] + 1], run.run_id
+            stopped_at[config_key(run.swept)] = status["rung"]
+        else:
+            assert status["state"] == "done" and got == want, run.run_id
+        values = [float(r["return_mean"]) for r in read_returns(theirs / "returns.csv").rows]
+        full_rows[run.run_id] = RunRows(config_key(run.swept), values, "done")
+    sim = simulate(full_rows, sweep.racing)
+    assert sim.stopped_at == stopped_at and sim.run_epochs == used
+    assert used <= sim.full_run_epochs / 2  # the issue's goal: at most half the run-epochs

@@ -31,3 +31,36 @@ def test_quick_run_prints_table() -> None:
     assert len(article) == 1, out.stdout
     assert article[0].rstrip().endswith("| 1.00x |")
     assert any(line.startswith("| (b) engine, pack 1 |") for line in lines), out.stdout
+
+
+RACING = ROOT / "bench" / "racing.py"
+
+
+def test_racing_bench_quick_compares_both_sweeps() -> None:
+    out = subprocess.run([sys.executable, str(RACING), "--quick"], capture_output=True,
+                         text=True, timeout=TIMEOUT_S, cwd=ROOT)  # fmt: skip
+    report = f"exit {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}"
+    assert out.returncode == 0, report
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("| unraced | 4 | 144 |") for line in lines), report
+    assert any(line.startswith("| raced | ") for line in lines), report
+    assert "decisions equal the replay over the unraced rows: yes" in lines, report
+
+
+def test_racing_replay_over_the_published_swingup_grid() -> None:
+    out = subprocess.run(
+        [sys.executable, str(RACING), "--replay", "results/reference/swingup-grid", "--racing",
+         "{}", "--winner", "policy_lr=0.003,value_lr=0.1,lam=0.99"],
+        capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "0 of 18 configurations stopped" in out.stdout, out.stdout
+    assert "winner policy_lr=0.003,value_lr=0.1,lam=0.99: kept" in out.stdout
+    # the published CartPole grid, replayed with the raced sweep's options, stops 24 of 36
+    out = subprocess.run(
+        [sys.executable, str(RACING), "--replay", "results/reference/cartpole-v0-grid", "--racing",
+         "{keep_top: 3}"], capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT,
+    )  # fmt: skip
+    assert "24 of 36 configurations stopped; run-epochs 7200 of 18000 (40%)" in out.stdout, (
+        out.stdout
+    )

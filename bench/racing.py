@@ -12,8 +12,9 @@ embedded local Ray, and prints:
 - that the raced sweep's decisions are the ones runner.racing.simulate replays from the
   unraced rows (racing never changes what a run computes, so they must be).
 
-``--replay DIR`` instead replays racing over a finished sweep on disk (no training; exact, by
-the same argument): what it would stop, at which rung, and the run-epochs it would spare;
+``--replay DIR`` instead replays racing over a finished sweep trained without racing (no
+training; exact, by the same argument): what it would stop, at which rung, and the run-epochs
+it would spare (``--racing`` options override the sweep's own block, or the defaults);
 ``--winner "k=v,..."`` says whether that configuration survives (e.g. the swing-up grid's
 refined winner). ``--quick`` cuts the sweep to a smoke test (CI).
 """
@@ -151,8 +152,21 @@ def compare(args) -> int:
 def replay(args) -> int:
     results = Path(args.replay)
     sweep, rows = run_rows(results)
+    raced = sum(1 for r in rows.values() if r.state == "stopped")
+    unfinished = sum(1 for r in rows.values() if r.state not in ("done", "diverged", "failed"))
+    if raced or unfinished:
+        what = f"{raced} of its runs were stopped by racing" if raced else (
+            f"{unfinished} of its runs are not finished")  # fmt: skip
+        raise SystemExit(f"--replay {results}: {what}; a replay needs every run's rows to the "
+                         "end (a sweep trained without racing)")  # fmt: skip
     epochs = sweep.fixed.get("epochs") or 100
-    block = yaml.safe_load(args.racing) if args.racing else (sweep.raw.get("racing") or {})
+    block = sweep.raw.get("racing") or {}  # the sweep's own racing, if any ...
+    block = {} if block is True else dict(block)
+    if args.racing:  # ... with these options over it
+        extra = yaml.safe_load(args.racing)
+        if not isinstance(extra, dict):
+            raise SystemExit(f"--racing: expected a mapping of racing options, got {extra!r}")
+        block.update(extra)
 
     def err(key: str, problem: str):
         raise SystemExit(f"--racing: {key}: {problem}")
@@ -193,7 +207,8 @@ def main() -> int:
     p.add_argument("--keep", help="copy the raced results (minus .pt files) under this root")
     p.add_argument("--quick", action="store_true", help="smoke-sized sweep (CI)")
     p.add_argument("--replay", help="replay racing over this finished results dir instead")
-    p.add_argument("--racing", help="with --replay: the racing block as YAML/JSON ({} = defaults)")
+    p.add_argument("--racing", help="with --replay: racing options as YAML, over the sweep's own "
+                   "racing block (or the defaults when it has none), e.g. '{keep_top: 1}'")  # fmt: skip
     p.add_argument("--winner", help='with --replay: "key=value,..." of a configuration to look for')
     args = p.parse_args()
     return replay(args) if args.replay else compare(args)

@@ -53,6 +53,8 @@ class SweepResult:
     train_s: float = 0.0
     ray_start_s: float = 0.0
     worker_rss_mb: dict[int, float] = field(default_factory=dict)
+    spared_epochs: int = 0
+    """run-epochs racing spared: the epochs stopped runs did not train."""
 
     @property
     def ok(self) -> bool:
@@ -187,7 +189,18 @@ def run_sweep(
         trained=len(todo), already_finished=len(runs) - len(todo),
         wall_s=time.monotonic() - t0, train_s=runner.train_s if runner else 0.0,
         ray_start_s=ray.start_s, worker_rss_mb=dict(runner.worker_rss_mb) if runner else {},
+        spared_epochs=_spared(store, runs) if counts["stopped"] else 0,
     )  # fmt: skip
+
+
+def _spared(store, runs) -> int:
+    """Run-epochs racing spared: each stopped run's epochs after the one it stopped at."""
+    spared = 0
+    for r in runs:
+        st = store.read_status(r.run_id)
+        if st and st["state"] == "stopped":
+            spared += max(0, r.config.epochs - int(st.get("epochs_done") or 0))
+    return spared
 
 
 def check_size(sweep: Sweep, max_runs: int) -> None:

@@ -153,7 +153,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               "result)")  # fmt: skip
         print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
     c = result.counts
-    raced = f"{c['stopped']} stopped by racing, " if c["stopped"] else ""
+    raced = ""
+    if c["stopped"]:
+        raced = f"{c['stopped']} stopped by racing ({result.spared_epochs:,} run-epochs spared), "
     print(f"done: {c['done']} done, {raced}{c['failed']} failed, {c['diverged']} diverged; "
           f"results in {result.results_dir}")  # fmt: skip
     signals.restore()
@@ -290,7 +292,8 @@ class _PlainProgress:
         console.print(
             f"[{_fmt_eta(elapsed)}] {self.name}: epochs {p.epochs_done}/{p.total_epochs}, "
             f"runs {p.done} done / {p.running} running / {p.failed} failed / {p.diverged} diverged"
-            f"{_racing_note(p, ' / ')}, {rate:,.0f} env steps/s, ETA {_fmt_eta(eta)}",
+            f"{_racing_note(p, ' / ')}{f' / {p.waiting} waiting at a rung' if p.waiting else ''}, "
+            f"{rate:,.0f} env steps/s, ETA {_fmt_eta(eta)}",
             soft_wrap=True, markup=False, highlight=False,  # one greppable line in any log
         )  # fmt: skip
 
@@ -307,11 +310,16 @@ def _progress_table(p, name: str):
 
     elapsed, rate, eta = _eta(p)
     t = Table.grid(padding=(0, 2))
+    from rich.text import Text
+
     finished = p.done + p.failed + p.diverged + p.stopped
-    t.add_row(f"[bold]{name}", f"runs {finished}/{p.total_runs} finished",
+    # cells as Text, not markup: a log line printed under the live display renders the table
+    # with that print's markup=False, and "[bold]" would show
+    t.add_row(Text(name, style="bold"), f"runs {finished}/{p.total_runs} finished",
               f"running {p.running}", f"failed {p.failed}", f"diverged {p.diverged}")  # fmt: skip
-    if p.stopped:
-        t.add_row("", _racing_note(p, ""), "", "", "")
+    if p.stopped or p.waiting:
+        wait = f"{p.waiting} waiting at a rung for racing's decision" if p.waiting else ""
+        t.add_row("", _racing_note(p, "") or "racing", wait, "", "")
     pct = 100.0 * p.epochs_done / max(1, p.total_epochs)
     t.add_row(f"epochs {p.epochs_done}/{p.total_epochs} ({pct:.0f}%)", f"{rate:,.0f} env steps/s",
               f"elapsed {_fmt_eta(elapsed)}", f"ETA {_fmt_eta(eta)}", "")  # fmt: skip
@@ -321,6 +329,46 @@ def _progress_table(p, name: str):
 
 
 DRY_RUN_COUNT_LIMIT = 100_000  # --dry-run matches finished runs to the grid up to this size
+
+
+MAX_STOPPED_SHOWN = 10
+
+
+def _status_stopped(sweep, store) -> None:
+    """The configurations racing stopped, with their rung and racing's reason."""
+    stopped: dict[str, tuple[int, str]] = {}
+    for r in sweep.runs():
+        st = store.read_status(r.run_id)
+        if st and st["state"] == "stopped":
+            label = ", ".join(f"{a}={b}" for a, b in r.swept.items()) or "(fixed config)"
+            reason = str(st.get("reason") or "").partition(" at epoch")[0]
+            stopped.setdefault(label, (int(st.get("epochs_done") or 0), reason))
+    if not stopped:
+        return
+    print(f"stopped by racing: {len(stopped)} configurations")
+    for label, (rung, reason) in list(stopped.items())[:MAX_STOPPED_SHOWN]:
+        print(f"  {label}: at epoch {rung}" + (f" ({reason})" if reason else ""))
+    if len(stopped) > MAX_STOPPED_SHOWN:
+        print(f"  ... and {len(stopped) - MAX_STOPPED_SHOWN} more (`a2c-sweep analyze` ranks them)")
+
+
+def _dry_run_racing(sweep, store) -> None:
+    """What a launch would do with the runs racing stopped: keep them, or (racing removed or
+    loosened) continue them from their rung checkpoints."""
+    from runner.launch import SweepRunner
+
+    runs = sweep.runs()
+    stopped = [r for r in runs if (store.read_status(r.run_id) or {}).get("state") == "stopped"]
+    if not stopped:
+        return
+    runner = SweepRunner(sweep, store, cpus=1)
+    runner.run_by_id = {r.run_id: r for r in runs}
+    reopen = runner.stopped_to_reopen()
+    if reopen:
+        print(f"  of them stopped by racing: {len(stopped):,}; {len(reopen):,} would go on from "
+              "their rung checkpoints (this sweep's racing options no longer stop them)")  # fmt: skip
+    else:
+        print(f"  of them stopped by racing: {len(stopped):,} (they stay stopped)")
 
 
 def _dry_run(sweep, store, args) -> int:
@@ -345,6 +393,7 @@ def _dry_run(sweep, store, args) -> int:
     if store.runs_dir.is_dir() and sweep.num_runs <= DRY_RUN_COUNT_LIMIT:
         done = sum(1 for r in sweep.iter_runs() if store.is_finished(r.run_id))
         print(f"  already finished under {store.dir}: {done:,}")
+        _dry_run_racing(sweep, store)
     elif store.runs_dir.is_dir():  # hashing every run id would take minutes: count the dirs
         done = sum(1 for rid in store.run_ids() if store.is_finished(rid))
         print(f"  finished run directories under {store.dir}: {done:,} (not matched against "
@@ -417,6 +466,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     for line in problems:
         print(f"warning: {line}")
+    _status_stopped(sweep, store)
     best = best_so_far(sweep, store)
     if best:
         label, score, seeds, final = best

@@ -51,6 +51,7 @@ from runner.messages import (
 )
 from runner.store import FINISHED_STATES, Store, StoreError, contiguous_epochs
 
+MAX_STOPPED_NAMED = 5  # racing names this many stopped configurations per rung, best first
 MAX_LOSSES = 3  # resubmissions of one pack after worker/node deaths before its runs fail
 KV_NAMESPACE = "a2c-sweep"  # Ray internal KV: the driver's release requests to packs
 MIN_EPOCHS_TO_SPLIT = 2  # split a pack only if a run has this many epochs left (the one
@@ -434,6 +435,8 @@ class Progress:
     epochs_done: int = 0
     saved_epochs: int = 0
     """run-epochs racing spared (stopped runs' epochs after their rung); not in total_epochs."""
+    waiting: int = 0
+    """runs paused at a rung until every run in the race has reached it."""
     env_steps: int = 0
     started: float = field(default_factory=time.monotonic)
     epochs_at_start: int = 0  # epochs already done when this launch began (for the ETA)
@@ -491,38 +494,50 @@ class SweepRunner:
         return [r for r in todo if not self.store.is_finished(r.run_id)]
 
     def _rejudge_stopped(self) -> list[RunSpec]:
-        """Stopped runs the sweep's racing would not stop now (``racing:`` removed, a larger
-        ``keep_top``, a lower ``threshold``...) are reopened at their rung's checkpoint; the
-        others stay stopped. Each is judged again at its rung, against the rows recorded up
-        to that rung, rungs in order; with unchanged options this is the same decision."""
+        """Reopen, at their rung's checkpoint, the stopped runs :meth:`stopped_to_reopen`
+        finds the sweep's racing would not stop now; the others stay stopped."""
+        reopen = self.stopped_to_reopen()
+        for r, rung in reopen:
+            self.store.reopen(r.run_id, f"no longer stopped at epoch {rung} by racing",
+                              epochs_done=rung)  # fmt: skip
+        if reopen:
+            self.info(f"racing: {len(reopen)} stopped runs go on from their rung checkpoints "
+                      "(the racing options no longer stop them)")  # fmt: skip
+        return [r for r, _ in reopen]
+
+    def stopped_to_reopen(self) -> list[tuple[RunSpec, int]]:
+        """(run, rung) of every stopped run that the sweep's racing would not stop now
+        (``racing:`` removed, a larger ``keep_top``, a lower ``threshold``...). Each stopped
+        configuration is judged again at its rung against the rows recorded up to it, rungs
+        in order (one reopened at a rung is back in the race at later ones); with unchanged
+        options this is the decision that stopped it. Reads only; ``run_by_id`` must be set."""
+        import dataclasses
+
         from runner import racing
 
-        stopped: dict[int, list[RunSpec]] = {}
-        for r in self.sweep.runs():
-            st = self.store.read_status(r.run_id)
-            if st and st["state"] == "stopped":
-                stopped.setdefault(int(st.get("rung") or st.get("epochs_done") or 0), []).append(r)
-        reopened: list[RunSpec] = []
+        rows = self._race_rows()
+        stopped: dict[int, list[str]] = {}
+        for rid, run in rows.items():
+            if run.state == "stopped":
+                stopped.setdefault(run.stopped_at, []).append(rid)
+        out = []
         for rung in sorted(stopped):
             keep = set()
             if self.sweep.racing is not None:
-                verdicts = racing.judge(racing.scores_at(self._race_rows(), self.sweep.racing,
-                                                         rung), self.sweep.racing, rung)  # fmt: skip
+                scores = racing.scores_at(rows, self.sweep.racing, rung)
+                verdicts = racing.judge(scores, self.sweep.racing, rung)
                 keep = {k for k, v in verdicts.items() if v.stop}
-            for r in stopped[rung]:
-                if racing.config_key(r.swept) in keep:
+            for rid in sorted(stopped[rung]):
+                if rows[rid].config in keep:
                     continue
-                self.store.reopen(r.run_id, f"no longer stopped at epoch {rung} by racing",
-                                  epochs_done=rung)  # fmt: skip
-                reopened.append(r)
-        if reopened:
-            self.info(f"racing: {len(reopened)} stopped runs go on from their rung checkpoints "
-                      "(the racing options no longer stop them)")  # fmt: skip
-        return reopened
+                out.append((self.run_by_id[rid], rung))
+                rows[rid] = dataclasses.replace(rows[rid], state="running", stopped_at=None)
+        return out
 
     def _race_rows(self) -> dict[str, Any]:
         """Every run's rows as racing reads them (runner.racing.RunRows); a run whose
-        returns.csv cannot be read is left out."""
+        returns.csv cannot be read is left out. A stopped run's rung is where its verified
+        rows end (status.json's ``rung`` is what it reports)."""
         from runner.racing import RunRows, config_key
 
         out = {}
@@ -533,9 +548,9 @@ class SweepRunner:
             except (StoreError, OSError):
                 continue
             state = st["state"] if st else "running"
-            rung = st.get("rung") if st and state == "stopped" else None
+            rung = len(rows) if state == "stopped" else None
             out[rid] = RunRows(config_key(r.swept), [float(x["return_mean"]) for x in rows],
-                               state, int(rung) if rung is not None else None)  # fmt: skip
+                               state, rung)  # fmt: skip
         return out
 
     def _resume_point(self, r: RunSpec) -> None:
@@ -701,6 +716,7 @@ class SweepRunner:
         for r in todo:  # checkpointed at a rung: they wait there for its decision
             if self.epochs[r.run_id] in rungs:
                 self.waiting[r.run_id] = self.epochs[r.run_id]
+        prog.waiting = len(self.waiting)
         start = [r for r in todo if r.run_id not in self.waiting]
         for members in make_packs(start, self.cpus, self.sweep.execution.pack_size):
             self._start_pack(members, live)
@@ -772,6 +788,7 @@ class SweepRunner:
                 self.ckpts[msg.run_id] = msg.checkpoint
                 self.store.write_status(msg.run_id, "running", epochs_done=msg.epoch)
                 self.waiting[msg.run_id] = msg.epoch
+                prog.waiting = len(self.waiting)
                 pack.unfinished.discard(msg.run_id)
             case Released():  # stopped on request, every unfinished run checkpointed
                 self._split_released(pack, live)
@@ -817,7 +834,7 @@ class SweepRunner:
             verdicts = racing.judge(racing.scores_at(self._race_rows(), spec, rung), spec, rung,
                                     labels)  # fmt: skip
             here = sorted(rid for rid, at in self.waiting.items() if at == rung)
-            go, stopped_configs, saved = [], set(), 0
+            go, stopped_configs, saved = [], {}, 0
             for rid in here:
                 del self.waiting[rid]
                 r = self.run_by_id[rid]
@@ -826,13 +843,23 @@ class SweepRunner:
                     go.append(r)
                     continue
                 self._finish(rid, "stopped", None, prog, rung=rung, reason=verdict.reason)
-                stopped_configs.add(racing.config_key(r.swept))
+                stopped_configs[racing.config_key(r.swept)] = verdict
                 saved += r.config.epochs - rung
             prog.saved_epochs += saved
             prog.total_epochs -= saved
+            prog.waiting = len(self.waiting)
             going = len({racing.config_key(r.swept) for r in go})
-            self.info(f"racing at epoch {rung}: {len(stopped_configs)} configurations stopped "
-                      f"({len(here) - len(go)} runs, {saved} run-epochs spared), {going} go on")  # fmt: skip
+            judged = going + len(stopped_configs)
+            self.info(f"racing at epoch {rung}: {len(stopped_configs)} of {judged} configurations "
+                      f"stopped ({len(here) - len(go)} runs, {saved} run-epochs spared), "
+                      f"{going} go on")  # fmt: skip
+            ranked = sorted(stopped_configs.items(), key=lambda kv: -kv[1].estimate)
+            for key, verdict in ranked[:MAX_STOPPED_NAMED]:
+                stat, _, _ = verdict.reason.partition(" at epoch")
+                self.info(f"  stopped {labels.get(key, key)}: {stat}")
+            if len(ranked) > MAX_STOPPED_NAMED:
+                self.info(f"  ... and {len(ranked) - MAX_STOPPED_NAMED} more (their status.json "
+                          "says why; `a2c-sweep analyze` lists them all)")  # fmt: skip
             free = max(1, self.cpus - sum(1 for p in live if p.unfinished))
             for members in make_packs(go, free, self.sweep.execution.pack_size):
                 self._start_pack(members, live)

@@ -29,7 +29,14 @@ def test_run_sweep_from_a_dict_then_resume(tmp_path: Path) -> None:
     result = run_sweep(SPEC, tmp_path / "results", log=lines.append, on_event=events.append)
     assert isinstance(result, SweepResult) and result.ok
     assert result.runs == 4 and result.trained == 4 and result.already_finished == 0
-    assert result.counts == {"done": 4, "failed": 0, "diverged": 0, "running": 0, "pending": 0}
+    assert result.counts == {
+        "done": 4,
+        "stopped": 0,
+        "failed": 0,
+        "diverged": 0,
+        "running": 0,
+        "pending": 0,
+    }
     assert result.results_dir == tmp_path / "results" / "api"
     assert any("4 to train" in line for line in lines), lines
     assert events and events[-1].epochs_done == 16 and events[-1].done == 4

@@ -34,3 +34,25 @@ def test_plain_progress_interval_from_the_environment(monkeypatch) -> None:
     assert _PlainProgress("x").every_s == 2.5
     monkeypatch.setenv("A2C_SWEEP_PROGRESS_EVERY_S", "soon")
     assert _PlainProgress("x").every_s == 30.0
+
+
+def test_live_table_renders_plainly_under_a_log_line_and_counts_racing() -> None:
+    """A log line printed while the live table shows renders the table with that print's
+    markup=False: no markup may leak into it ("[bold]name" was seen). Racing's counts show."""
+    from rich.live import Live
+
+    from runner.cli import _progress_table
+
+    out = io.StringIO()
+    console = Console(file=out, width=160, force_terminal=True)
+    prog = Progress(total_runs=12, total_epochs=300, done=2, stopped=6, waiting=4, running=4,
+                    saved_epochs=210, epochs_done=120, started=time.monotonic() - 10)  # fmt: skip
+    with Live(_progress_table(prog, "race"), console=console, auto_refresh=False):
+        console.print("racing at epoch 5: ...", markup=False, highlight=False)
+    text = out.getvalue()
+    assert "[bold]" not in text and "race" in text
+    assert "6 stopped by racing (210 run-epochs spared)" in text
+    assert "4 waiting at a rung" in text
+    line = io.StringIO()
+    _PlainProgress("race", every_s=0.0).maybe_print(prog, Console(file=line, width=300))
+    assert "/ 6 stopped by racing (210 run-epochs spared) / 4 waiting at a rung," in line.getvalue()

@@ -141,6 +141,8 @@ def test_raced_sweep_killed_and_relaunched_ends_the_same(tmp_path: Path, raced) 
     out = run_cli("run", path, "--results", results, timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     assert snapshot(results, RACE) == reference
+    spared = sum(100 - r["rung"] for r in reference.values() if r["state"] == "stopped")
+    assert f"stopped by racing ({spared:,} run-epochs spared)" in out.stdout, out.stdout
     # a finished raced sweep relaunched trains nothing (stopped runs stay stopped)
     again = run_cli("run", path, "--results", results, timeout=240)
     assert again.returncode == 0 and ", 0 to train" in again.stdout, again.stdout + again.stderr
@@ -164,6 +166,8 @@ def test_relaunch_with_looser_racing_continues_stopped_runs(tmp_path: Path, plai
     spec = PLAIN if change == "removed" else {**RACE, "racing": {"rungs": [5, 12], "keep_top": 4}}
     path = write_sweep(tmp_path / "race.yaml", spec)
     stopped = [rid for rid, r in reference.items() if r["state"] == "stopped"]
+    dry = run_cli("run", path, "--results", results, "--dry-run")
+    assert f"{len(stopped)} would go on from their rung checkpoints" in dry.stdout, dry.stdout
     out = run_cli("run", path, "--results", results, timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"racing: {len(stopped)} stopped runs go on from their rung checkpoints" in out.stdout
@@ -181,11 +185,17 @@ def test_a_stricter_relaunch_keeps_stopped_runs_stopped(tmp_path: Path, raced) -
     spec = {**RACE, "racing": {"rungs": [5, 12], "keep_top": 1, "threshold": 0.0}}
     path = write_sweep(tmp_path / "race.yaml", spec)
     before = time.time()
+    dry = run_cli("run", path, "--results", results, "--dry-run")
+    stopped = sum(1 for r in reference.values() if r["state"] == "stopped")
+    assert f"of them stopped by racing: {stopped} (they stay stopped)" in dry.stdout, dry.stdout
     out = run_cli("run", path, "--results", results, timeout=240)
     assert out.returncode == 0 and ", 0 to train" in out.stdout, out.stdout + out.stderr
     assert snapshot(results, spec) == reference
-    status = out.stdout + run_cli("status", results / "race").stdout
-    assert "stopped" in status
+    status = run_cli("status", results / "race").stdout
+    spared = sum(100 - r["rung"] for r in reference.values() if r["state"] == "stopped")
+    assert f"racing spared {spared} run-epochs" in status, status
+    assert f"stopped by racing: {stopped // 3} configurations" in status, status
+    assert "policy_lr=0.0003, value_lr=0.01: at epoch 5 (IQM" in status, status
     for rid in reference:
         mtime = (results / "race" / "runs" / rid / "returns.csv").stat().st_mtime
         assert mtime < before  # nothing rewritten

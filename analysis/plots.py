@@ -185,6 +185,34 @@ def _state_note(runs: pd.DataFrame) -> str:
     return ", ".join(notes.values()) or "no runs"
 
 
+def _epochs_text(rungs: Sequence[int | None]) -> str:
+    """``"4"``, ``"4, 8"`` (the distinct epochs racing stopped at; unknown ones left out)."""
+    return ", ".join(str(r) for r in sorted({int(r) for r in rungs if r is not None}))
+
+
+def _stopped_of(scores: pd.DataFrame, configs: Sequence[str]) -> str | None:
+    """``"stopped @4"`` when racing stopped every configuration of ``configs`` (none of them
+    has a done run, so a done-runs-only statistic has nothing there), else None."""
+    stopped = aggregate.stopped_configs(scores)
+    if not len(configs) or not all(c in stopped for c in configs):
+        return None
+    epochs = _epochs_text([stopped[c] for c in configs])
+    return f"stopped @{epochs}" if epochs else "stopped"
+
+
+def _not_included_note(scores: pd.DataFrame) -> str:
+    """``"2 configurations stopped early by racing are not included (epoch 4)"``, or ``""``
+    when racing stopped none: plots of done runs' final scores say what they leave out."""
+    stopped = aggregate.stopped_configs(scores)
+    if not stopped:
+        return ""
+    n = len(stopped)
+    epochs = _epochs_text(list(stopped.values()))
+    where = f" (epoch{'s' * (',' in epochs)} {epochs})" if epochs else ""
+    verb = "are" if n > 1 else "is"
+    return f"{n} configuration{'s' * (n > 1)} stopped early by racing {verb} not included{where}"
+
+
 # --------------------------------------------------------------------------- curves
 
 
@@ -417,10 +445,13 @@ def plot_sensitivity(
         label="best configuration (IQM)",
         zorder=2,
     )
+    marked = _mark_stopped_values(ax, scores, param, table, positions)
     if log:
         ax.set_xscale("log")
         ax.set_xticks(positions, [format_value(v) for v in values])
         ax.minorticks_off()
+        if marked:  # room for the "stopped @R" text of a marked value at either end
+            ax.set_xlim(positions.min() / 2, positions.max() * 2)
         ax.set_xlabel(f"{param} (log scale)")
     else:
         ax.set_xticks(positions, [format_value(v) for v in values])
@@ -428,8 +459,55 @@ def plot_sensitivity(
         ax.set_xlabel(param)
     metric = metric or scores.attrs.get("metric", "return_mean")
     ax.set_ylabel(f"final score ({metric_label(metric)})")
-    ax.set_title(f"Sensitivity to {param}\n(other parameters marginalised)")
+    note = _not_included_note(scores)
+    ax.set_title(
+        f"Sensitivity to {param}\n(other parameters marginalised)" + f"\n{note}" * bool(note)
+    )
     return ax
+
+
+def _mark_stopped_values(
+    ax: Axes, scores: pd.DataFrame, param: str, table: pd.DataFrame, positions: np.ndarray
+) -> bool:
+    """A value of ``param`` without a done run because racing stopped all its configurations:
+    an "x" on the x axis and "stopped @R" above it, instead of nothing. (A line, not a
+    scatter: its blended transform widens the x data limits only, as a data point would.)
+    Returns whether any value was marked."""
+    marked = False
+    for value, position, runs in zip(table[param], positions, table["n_runs"], strict=True):
+        if runs:
+            continue
+        text = _stopped_of(
+            scores, list(dict.fromkeys(scores.loc[scores[param] == value, "config"]))
+        )
+        if text is None:
+            continue
+        on_axis = ax.get_xaxis_transform()  # x in data, y in axes fraction
+        ax.plot(
+            [position],
+            [0.0],
+            linestyle="none",
+            marker="x",
+            markersize=7,
+            markeredgewidth=1.5,
+            color="#444444",
+            transform=on_axis,
+            clip_on=False,
+            zorder=4,
+            label="stopped by racing (no done run)",
+        )
+        ax.text(
+            position,
+            0.04,
+            text,
+            transform=on_axis,
+            ha="center",
+            va="bottom",
+            fontsize=7.5,
+            color="#444444",
+        )
+        marked = True
+    return marked
 
 
 def plot_sensitivity_grid(
@@ -453,10 +531,23 @@ def plot_sensitivity_grid(
             ax.set_ylabel("")
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False)
-    fig.suptitle("Sensitivity of the final score to each swept parameter (others marginalised)")
+    legend: dict[str, Any] = {}  # every panel's entries (a stopped value's marker may be in one)
+    for ax in axes[: len(params)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(
+            list(legend.values()),
+            list(legend),
+            loc="outside lower center",
+            ncols=len(legend),
+            frameon=False,
+        )
+    note = _not_included_note(scores)
+    fig.suptitle(
+        "Sensitivity of the final score to each swept parameter (others marginalised)"
+        + f"\n{note}" * bool(note)
+    )
     return axes
 
 
@@ -489,7 +580,8 @@ def plot_heatmap(
     ax: Axes | None = None,
 ) -> Axes:
     """IQM (or ``statistic``) of done runs' final scores over a pair of parameters, each cell
-    annotated; parameters not in ``where`` are marginalised. Empty cells are blank."""
+    annotated; parameters not in ``where`` are marginalised. Empty cells are blank, or grey
+    and labelled "stopped @R" when racing stopped every configuration of the cell."""
     ax = _axes(ax, (4.4, 3.6))
     table = aggregate.cell_table(scores, x, y, statistic=statistic, where=where)
     data = table.to_numpy(dtype=float)
@@ -505,8 +597,12 @@ def plot_heatmap(
     ax.grid(False)
     for spine in ax.spines.values():
         spine.set_visible(False)
+    subset = scores
+    for key, value in (where or {}).items():
+        subset = subset[subset[key] == value]
     for (row, col), value in np.ndenumerate(data):
         if not np.isfinite(value):
+            _stopped_cell(ax, subset, x, table.columns[col], y, table.index[row], col, row)
             continue
         rgba = image.cmap(image.norm(value))
         ax.text(
@@ -527,6 +623,25 @@ def plot_heatmap(
         metric = scores.attrs.get("metric", "return_mean")
         ax.figure.colorbar(image, ax=ax, label=f"{name} final score\n({metric_label(metric)})")
     return ax
+
+
+def _stopped_cell(
+    ax: Axes, subset: pd.DataFrame, x: str, xv: Any, y: str, yv: Any, col: int, row: int
+) -> None:
+    """Grey a cell without a done run whose configurations racing all stopped, labelled
+    "stopped @R" (other empty cells stay blank)."""
+    from matplotlib.patches import Rectangle
+
+    cell = subset[(subset[x] == xv) & (subset[y] == yv)]
+    text = _stopped_of(cell, list(dict.fromkeys(cell["config"])))
+    if text is None:
+        return
+    ax.add_patch(
+        Rectangle(
+            (col - 0.5, row - 0.5), 1, 1, facecolor="#e6e6e6", edgecolor="white", linewidth=1.5
+        )
+    )
+    ax.text(col, row, text, ha="center", va="center", fontsize=8, color="#666666")
 
 
 def heatmap_pair(params: Sequence[str]) -> tuple[str, str] | None:
@@ -598,6 +713,8 @@ def plot_heatmaps(
             ax=ax,
         )
         image = ax.images[0]
+        if not facets[i]:  # the figure title names the pair already
+            ax.set_title("")
         if i % columns:
             ax.set_ylabel("")
         if i < len(facets) - columns:
@@ -665,15 +782,19 @@ def plot_performance_profile(
     *,
     metric: str = "return_mean",
     band_min_runs: int = 10,
+    scores: pd.DataFrame | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Fraction of runs whose final score exceeds tau, per configuration (``profile`` from
     :func:`analysis.aggregate.performance_profile`); a 95% bootstrap band where a
     configuration has at least ``band_min_runs`` runs (with fewer the band is uninformative).
-    The pooled "all configurations" curve, when present, is dashed black."""
+    The pooled "all configurations" curve, when present, is dashed black. With ``scores``
+    (the final scores the profile was made from), the legend says which configurations
+    racing stopped early: the profile has their done runs only, i.e. none."""
     ax = _axes(ax)
     configs = [c for c in dict.fromkeys(profile["config"]) if c != "all configurations"]
     labels, shared = _short_labels_from_config_strings(configs)
+    stopped = aggregate.stopped_configs(scores) if scores is not None else {}
     banded = False
     for i, (config, label) in enumerate(zip(configs, labels, strict=True)):
         p = profile[profile["config"] == config]
@@ -690,11 +811,18 @@ def plot_performance_profile(
             where="post",
             color=color,
             linewidth=1.8,
-            label=f"{label} ({runs} runs)",
+            label=f"{label} ({runs} runs{_stopped_text(stopped, config)})",
         )
     pooled = profile[profile["config"] == "all configurations"]
     if not pooled.empty:
         runs = int(pooled["n_runs"].iloc[0]) if "n_runs" in pooled else 0
+        label = f"all configurations ({runs} runs)"
+        if stopped and scores is not None:
+            total, n = scores["config"].nunique(), len(stopped)
+            label = (
+                f"done runs of {total - n} configurations ({runs} runs; "
+                f"{n} stopped by racing not shown)"
+            )
         ax.step(
             pooled["tau"],
             pooled["fraction"],
@@ -702,7 +830,7 @@ def plot_performance_profile(
             color="black",
             linestyle="--",
             linewidth=1.4,
-            label=f"all configurations ({runs} runs)",
+            label=label,
         )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"threshold τ on the final score ({metric_label(metric)})")
@@ -818,6 +946,6 @@ def write_plots(
         paths += save_figure(ax.figure, out_dir / "strip")
 
         profile = aggregate.performance_profile(scores, configs=top_configs, seed=seed)
-        ax = plot_performance_profile(profile, metric=metric)
+        ax = plot_performance_profile(profile, metric=metric, scores=scores)
         paths += save_figure(ax.figure, out_dir / "profile")
     return paths

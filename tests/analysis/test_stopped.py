@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fake_results import build_results, learning_curve_sweep, rows_from, stop_status
+from fake_results import (
+    build_results,
+    keep_epochs,
+    learning_curve_sweep,
+    rows_from,
+    stop_status,
+)
+from matplotlib.text import Text
 
 from analysis import aggregate, cli, plots
 from analysis.load import AnalysisError, load
@@ -280,3 +287,160 @@ def test_analyze_when_racing_stopped_every_configuration(tmp_path: Path, capsys)
     )
     colors = {line.get_color() for ax in axes for line in ax.lines}
     assert colors == {"#444444"}
+
+
+# --------------------------------------------------------------------------- plots of done runs
+# sensitivity, heatmaps and profile use done runs only; they say what racing left out
+
+
+def texts(fig) -> list[str]:
+    """Every text of a figure (titles, labels, legends, annotations), in drawing order."""
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+def stop_config(results: Path, sweep: Sweep, swept: dict, rung: int) -> None:
+    """Every seed of one configuration stopped by racing at ``rung``, its rows cut there."""
+    for run in sweep.runs():
+        if run.swept == swept:
+            keep_epochs(results / "runs" / run.run_id / "returns.csv", range(1, rung + 1))
+            stop_status(results / "runs" / run.run_id / "status.json", rung)
+
+
+def test_sensitivity_notes_stopped_configurations_and_marks_values_without_a_done_run(
+    raced, raced_grid: Path
+) -> None:
+    results, _ = raced
+    scores = aggregate.final_scores(load(results))
+    axes = plots.plot_sensitivity_grid(scores)
+    fig = axes[0].figure
+    assert fig.get_suptitle() == (
+        "Sensitivity of the final score to each swept parameter (others marginalised)\n"
+        "2 configurations stopped early by racing are not included (epochs 2, 4)"
+    )
+    (ax,) = axes
+    # 0.0001 and 0.001 have no done run: an "x" on the axis and "stopped @R", not nothing
+    marks = {t.get_text(): t.get_position()[0] for t in ax.texts}
+    assert marks == {"stopped @2": 0.0001, "stopped @4": 0.001}
+    crosses = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "x"]
+    assert crosses == [0.0001, 0.001]
+    low, high = ax.get_xlim()
+    assert low < 0.0001 and high > 0.01  # on the axis, with their tick labels
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.0001", "0.001", "0.01", "0.1"]
+    assert "stopped by racing (no done run)" in texts(fig)  # the figure legend
+    # a single panel says it too
+    ax = plots.plot_sensitivity(scores, "policy_lr")
+    assert ax.get_title().endswith(
+        "2 configurations stopped early by racing are not included (epochs 2, 4)"
+    )
+    # the 2x2x2 grid: every value has a done run, so no mark, but the note
+    scores = aggregate.final_scores(load(raced_grid))
+    axes = plots.plot_sensitivity_grid(scores)
+    assert (
+        axes[0]
+        .figure.get_suptitle()
+        .endswith("\n2 configurations stopped early by racing are not included (epochs 4, 8)")
+    )
+    assert not any(ax.texts for ax in axes)
+    assert not any(line.get_marker() == "x" for ax in axes for line in ax.lines)
+
+
+def test_heatmaps_label_stopped_cells_in_grey(raced_grid: Path) -> None:
+    from matplotlib.colors import to_hex
+
+    scores = aggregate.final_scores(load(raced_grid))
+    axes = plots.plot_heatmaps(scores)
+    panels = {ax.get_title(): ax for ax in axes if ax.get_visible()}
+    assert list(panels) == ["gamma=0.99", "gamma=0.999"]
+    for gamma, rung in (("0.99", 8), ("0.999", 4)):
+        ax = panels[f"gamma={gamma}"]
+        # columns policy_lr 0.01, 0.1; rows value_lr 0.001, 0.01: (0.01, 0.001) is cell (0, 0)
+        stopped = [t for t in ax.texts if t.get_text().startswith("stopped")]
+        assert [(t.get_text(), t.get_position()) for t in stopped] == [(f"stopped @{rung}", (0, 0))]
+        assert len(ax.texts) == 4  # the three other cells keep their value
+        (patch,) = ax.patches
+        assert patch.get_xy() == (-0.5, -0.5) and to_hex(patch.get_facecolor()) == "#e6e6e6"
+    # the plain cell table is unchanged: that cell has no done run
+    cells = aggregate.cell_table(scores, "policy_lr", "value_lr", where={"gamma": 0.99})
+    assert np.isnan(cells.loc[0.001, 0.01])
+
+
+def test_heatmaps_of_two_parameters_are_titled_once(grid2) -> None:
+    results, sweep = grid2
+    stop_config(results, sweep, {"policy_lr": 0.01, "value_lr": 0.001}, 5)
+    scores = aggregate.final_scores(load(results))
+    (ax,) = plots.plot_heatmaps(scores)
+    assert ax.get_title() == ""
+    assert texts(ax.figure).count("IQM final score over value_lr x policy_lr") == 1
+    assert not any(t.startswith("IQM final score:") for t in texts(ax.figure))
+    assert sorted(t.get_text() for t in ax.texts)[-1] == "stopped @5"
+    # a single heatmap keeps its own title
+    ax = plots.plot_heatmap(scores, "policy_lr", "value_lr")
+    assert ax.get_title() == "IQM final score: value_lr x policy_lr"
+
+
+def test_profile_says_racing_stopped_configurations_are_not_shown(raced_grid: Path) -> None:
+    scores = aggregate.final_scores(load(raced_grid))
+    table = aggregate.ranking(scores, n_resamples=50)
+    top = list(aggregate.survivors(table)["config"][:2])
+    profile = aggregate.performance_profile(scores, configs=top, n_resamples=50)
+    ax = plots.plot_performance_profile(profile, scores=scores)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[-1] == "done runs of 6 configurations (16 runs; 2 stopped by racing not shown)"
+    # a stopped configuration drawn anyway (racing stopped them all) says so
+    profile = aggregate.performance_profile(scores, configs=list(STOPPED), n_resamples=50)
+    ax = plots.plot_performance_profile(profile, scores=scores)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:2] == [
+        "gamma=0.999 (0 runs, stopped at epoch 4)",
+        "gamma=0.99 (0 runs, stopped at epoch 8)",
+    ]
+    # without the scores: as before
+    ax = plots.plot_performance_profile(profile)
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "all configurations (16 runs)"
+
+
+def test_write_plots_notes_stopped_configurations_only_when_there_are_some(
+    grid2, tmp_path: Path, monkeypatch
+) -> None:
+    """What ``a2c-sweep analyze`` draws (through write_plots): a sweep without stopped runs
+    gets no new text; the same sweep with one configuration stopped gets the notes."""
+    saved: dict[str, list[str]] = {}
+    save = plots.save_figure
+
+    def recording(fig, stem):
+        saved[Path(stem).name] = texts(fig)
+        return save(fig, stem)
+
+    monkeypatch.setattr(plots, "save_figure", recording)
+    results, sweep = grid2
+
+    def analyze() -> dict[str, list[str]]:
+        saved.clear()
+        frame = load(results)
+        scores = aggregate.final_scores(frame)
+        table = aggregate.ranking(scores, n_resamples=50)
+        curves = aggregate.aggregate_curves(frame, n_resamples=50)
+        plots.write_plots(frame, scores, table, curves, tmp_path / "analysis", top=2)
+        return dict(saved)
+
+    plain = analyze()
+    for name in ("sensitivity", "heatmaps", "profile"):
+        assert not any("stopped" in t or "racing" in t for t in plain[name]), name
+    assert (
+        "Sensitivity of the final score to each swept parameter (others marginalised)"
+        in plain["sensitivity"]
+    )
+    assert "all configurations (8 runs)" in plain["profile"]
+    assert plain["heatmaps"].count("IQM final score over value_lr x policy_lr") == 1
+
+    stop_config(results, sweep, {"policy_lr": 0.01, "value_lr": 0.001}, 5)
+    raced = analyze()
+    assert (
+        "Sensitivity of the final score to each swept parameter (others marginalised)\n"
+        "1 configuration stopped early by racing is not included (epoch 5)"
+    ) in raced["sensitivity"]
+    assert "stopped @5" in raced["heatmaps"]
+    assert (
+        "done runs of 3 configurations (6 runs; 1 stopped by racing not shown)"
+        in (raced["profile"])
+    )

@@ -454,7 +454,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             problems.append(f"run {r.run_id}: {problem} (a relaunch recomputes it)")
     print(
         f"sweep {sweep.name}: {len(table)} runs: "
-        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "stopped")
     )
     if counts["running"] and store.driver_alive() is False:
         print(f"no driver is running: the {counts['running']} running runs were interrupted "

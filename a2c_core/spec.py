@@ -410,6 +410,7 @@ def _parse_execution(value: Any, err: Callable[[str, str], NoReturn]) -> Executi
     return Execution(**out)
 
 
+MAX_RESAMPLES = 100_000  # bootstrap resamples per configuration and rung (racing.resamples)
 _RACING_KEYS = ("rungs", "window", "statistic", "confidence", "resamples", "seed", "keep_top",
                 "threshold", "min_seeds_done")  # fmt: skip
 
@@ -432,6 +433,7 @@ def _parse_racing(value: Any, epochs: int, err: Callable[[str, str], NoReturn]) 
         if key not in _RACING_KEYS:
             err(f"racing.{key}", _unknown_key(key, _RACING_KEYS, "racing option"))
     out: dict[str, Any] = {}
+    given = "rungs" in value
     rungs = value.get("rungs", Racing.rung_spec)
     if isinstance(rungs, int | float) and not isinstance(rungs, bool):
         rungs = [rungs]
@@ -444,16 +446,25 @@ def _parse_racing(value: Any, epochs: int, err: Callable[[str, str], NoReturn]) 
         if _is_plain_int(rung):
             epoch = rung
         elif _is_number(rung) and 0 < rung < 1:
-            epoch = max(1, round(rung * epochs))
+            epoch = max(1, math.floor(rung * epochs + 0.5))  # half up: 0.25 x 10 = 3
         else:
             err(where, "expected an epoch (an integer) or a fraction of `epochs` (a number "
                        f"strictly between 0 and 1), got {rung!r}")  # fmt: skip
+        if not given:  # the defaults: those that fit this epoch count
+            if 1 <= epoch < epochs and epoch not in resolved:
+                resolved.append(epoch)
+            continue
         if not 1 <= epoch < epochs:
             err(where, f"rung at epoch {epoch} is not between 1 and {epochs - 1} (a rung must "
                        f"come before the last epoch; epochs: {epochs})")  # fmt: skip
         if epoch in resolved:
-            err(where, f"rung at epoch {epoch} given twice")
+            first = rungs[resolved.index(epoch)]
+            err(where, f"rung at epoch {epoch} given twice ({first!r} and {rung!r} of epochs "
+                       f"{epochs} are the same epoch)")  # fmt: skip
         resolved.append(epoch)
+    if not resolved:
+        err("racing", f"epochs: {epochs} leaves no epoch for a rung (the default rungs are "
+                      "fractions 0.1 and 0.25 of `epochs`): give racing.rungs or remove racing")  # fmt: skip
     out["rungs"] = tuple(sorted(resolved))
     out["rung_spec"] = tuple(rungs)
     window = value.get("window", Racing.window)
@@ -470,17 +481,19 @@ def _parse_racing(value: Any, epochs: int, err: Callable[[str, str], NoReturn]) 
                                 f"got {statistic!r}")  # fmt: skip
     out["statistic"] = statistic
     confidence = value.get("confidence", Racing.confidence)
-    if not (_is_number(confidence) and 0 < confidence < 1):
-        err("racing.confidence", f"expected a number strictly between 0 and 1, got {confidence!r}")
+    if not (_is_number(confidence) and 0.5 <= confidence < 1):
+        err("racing.confidence", f"expected a number in [0.5, 1), got {confidence!r}")
     out["confidence"] = float(confidence)
-    for key, low in (("resamples", 100), ("seed", 0), ("keep_top", 1), ("min_seeds_done", 2)):
+    limits = {"resamples": (100, MAX_RESAMPLES), "seed": (0, MAX_SEED), "keep_top": (1, None),
+              "min_seeds_done": (2, None)}  # fmt: skip
+    for key, (low, high) in limits.items():
         v = value.get(key, getattr(Racing, key))
         if not _is_plain_int(v):
             err(f"racing.{key}", f"expected an integer, got {v!r}")
         if v < low:
             err(f"racing.{key}", f"must be >= {low}, got {v}")
-        if key == "seed" and v > MAX_SEED:
-            err("racing.seed", f"must be <= {MAX_SEED}, got {v}")
+        if high is not None and v > high:
+            err(f"racing.{key}", f"must be <= {high:,}, got {v:,}")
         out[key] = v
     threshold = value.get("threshold")
     if threshold is not None and not _is_number(threshold):

@@ -142,9 +142,13 @@ def _read_status(run_dir: Path, fallback: str) -> tuple[str, int | None]:
     state = data.get("state")
     if state not in STATES:
         raise AnalysisError(f"{path}: unknown state {state!r}")
-    rung = data.get("rung")  # only stopped runs have it; an old or edited status may not
-    ok = isinstance(rung, int) and not isinstance(rung, bool) and rung >= 0
-    return state, rung if ok and state == "stopped" else None
+    # where a stopped run's verified rows end (what the runner checks), else its `rung`;
+    # an old or hand-edited status may have neither
+    for key in ("epochs_done", "rung"):
+        rung = data.get(key)
+        if isinstance(rung, int) and not isinstance(rung, bool) and rung > 0:
+            return state, rung if state == "stopped" else None
+    return state, None
 
 
 def read_returns(path: Path) -> pd.DataFrame:
@@ -446,11 +450,11 @@ def _run_row_problems(run_dir: Path) -> list[str]:
     if state == "done" and planned is not None and rows < planned:
         found.append(f"done but has {rows} of {planned} epochs")
     want = status.get("epochs_done")
-    if state == "diverged" and isinstance(want, int) and want and rows != want:
+    if state in ("diverged", "stopped") and isinstance(want, int) and want and rows != want:
         found.append(
-            f"diverged but has {rows} of {want} epochs"
+            f"{state} but has {rows} of {want} epochs"
             if rows < want
-            else f"diverged at epoch {want} but has {rows} rows"
+            else f"{state} at epoch {want} but has {rows} rows"
         )
     return found
 

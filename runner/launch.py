@@ -510,7 +510,8 @@ class SweepRunner:
         (``racing:`` removed, a larger ``keep_top``, a lower ``threshold``...). Each stopped
         configuration is judged again at its rung against the rows recorded up to it, rungs
         in order (one reopened at a rung is back in the race at later ones); with unchanged
-        options this is the decision that stopped it. Reads only; ``run_by_id`` must be set."""
+        options this is the decision that stopped it. A configuration with a seed short of
+        the rung stays stopped unless racing is removed. Reads only; ``run_by_id`` must be set."""
         import dataclasses
 
         from runner import racing
@@ -527,6 +528,11 @@ class SweepRunner:
                 scores = racing.scores_at(rows, self.sweep.racing, rung)
                 verdicts = racing.judge(scores, self.sweep.racing, rung)
                 keep = {k for k, v in verdicts.items() if v.stop}
+                # a configuration with a seed still short of the rung (added to the sweep, or
+                # recomputed after damage) cannot be judged there yet: it stays stopped, and
+                # that seed will share its fate at the rung (runner.racing.fates)
+                keep |= {r.config for r in rows.values() if len(r.returns) < rung
+                         and r.state not in ("failed", "diverged", "stopped")}  # fmt: skip
             for rid in sorted(stopped[rung]):
                 if rows[rid].config in keep:
                     continue
@@ -566,6 +572,11 @@ class SweepRunner:
                      "seed differ): ignored, recomputing from epoch 0")  # fmt: skip
             ckpt = None
         epoch = int(ckpt["epoch"]) if ckpt else 0
+        st = self.store.read_status(rid)
+        said = int(st.get("epochs_done") or 0) if st else 0
+        if ckpt is None and said > 0 and not self.store.checkpoint_path(rid).exists():
+            self.log(f"run {rid}: status.json says epoch {said} but checkpoint.pt is missing: "
+                     "recomputing it from epoch 0")  # fmt: skip
         proven = contiguous_epochs(self.store.read_returns(rid))
         if epoch > proven:  # rows missing below the checkpoint: never leave a hole
             held = f"epochs 1-{proven} only" if proven else "no epoch"
@@ -831,14 +842,18 @@ class SweepRunner:
                 return
             labels = {racing.config_key(r.swept): racing.config_label(r.swept)
                       for r in self.run_by_id.values()}  # fmt: skip
-            verdicts = racing.judge(racing.scores_at(self._race_rows(), spec, rung), spec, rung,
-                                    labels)  # fmt: skip
+            rows = self._race_rows()
+            verdicts = racing.judge(racing.scores_at(rows, spec, rung), spec, rung, labels)
+            fates = racing.fates(rows, rung)
             here = sorted(rid for rid, at in self.waiting.items() if at == rung)
             go, stopped_configs, saved = [], {}, 0
             for rid in here:
                 del self.waiting[rid]
                 r = self.run_by_id[rid]
-                verdict = verdicts.get(racing.config_key(r.swept))
+                key = racing.config_key(r.swept)
+                # a configuration has one fate: seeds added later (or a run recomputed) follow
+                # the decision its other seeds met at this rung or an earlier one
+                verdict = fates.get(key) or verdicts.get(key)
                 if verdict is None or not verdict.stop:
                     go.append(r)
                     continue

@@ -8,8 +8,8 @@ R, and nothing else:
   ``window``, or ceil(window x R) for a fraction: analyze's final-score rule at horizon R);
 - a configuration's estimate is the ``statistic`` (IQM by default) of its seeds' scores, with
   a percentile bootstrap interval (``resamples`` resamples over seeds, ``confidence``), drawn
-  from a generator seeded with (``seed``, R, the configuration's key): the same rows give the
-  same interval whatever the order or the machine's load;
+  from a generator seeded with (``seed``, R, number of seeds): the same rows give the same
+  interval whatever the order or the machine's load, and equal scores equal intervals;
 - configurations with at least ``min_seeds_done`` scored seeds are ranked by estimate; the
   best ``keep_top`` are never stopped; any other is stopped when its upper bound is below the
   lower bound of the ``keep_top``-th best, or below ``threshold`` when one is set.
@@ -21,7 +21,6 @@ sweep. This module is pure: rows in, verdicts out.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -32,8 +31,8 @@ import numpy as np
 
 from a2c_core.spec import Racing
 
-__all__ = ["RunRows", "Simulation", "Verdict", "config_key", "describe", "judge", "scores_at",
-           "seed_score", "simulate", "warning"]  # fmt: skip
+__all__ = ["RunRows", "Simulation", "Verdict", "config_key", "describe", "fates", "judge",
+           "scores_at", "seed_score", "simulate", "warning"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,21 +83,30 @@ def _statistic(name: str):
     return lambda x, axis=None: np.mean(x, axis=axis)
 
 
-def _generator(racing: Racing, rung: int, key: str) -> np.random.Generator:
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return np.random.default_rng([racing.seed, rung, int.from_bytes(digest[:8], "little")])
+def _generator(racing: Racing, rung: int, n: int) -> np.random.Generator:
+    """The resampling draws at a rung depend on the number of seeds only (common random
+    numbers): configurations with the same scores get the same interval, so identical
+    configurations never stop each other, whatever the confidence."""
+    return np.random.default_rng([racing.seed, rung, n])
+
+
+_CHUNK = 1 << 20  # resampled values per bootstrap chunk (8 MB of float64)
 
 
 def interval(
-    scores: Sequence[float], racing: Racing, rung: int, key: str
+    scores: Sequence[float], racing: Racing, rung: int, key: str = ""
 ) -> tuple[float, float, float]:
-    """(estimate, low, high): the statistic and its percentile bootstrap interval over seeds."""
+    """(estimate, low, high): the statistic and its percentile bootstrap interval over seeds
+    (``key`` names the configuration for callers; the draws depend on the seed count only)."""
     stat = _statistic(racing.statistic)
     x = np.asarray(sorted(scores), dtype=np.float64)  # order-free: the same set, the same draw
     estimate = float(stat(x))
-    rng = _generator(racing, rung, key)
-    idx = rng.integers(0, len(x), size=(racing.resamples, len(x)))
-    boot = stat(x[idx], axis=1)
+    rng = _generator(racing, rung, len(x))
+    step = max(1, _CHUNK // len(x))
+    boot = np.concatenate([
+        stat(x[rng.integers(0, len(x), size=(min(step, racing.resamples - i), len(x)))], axis=1)
+        for i in range(0, racing.resamples, step)
+    ])  # fmt: skip
     alpha = (1.0 - racing.confidence) / 2
     low, high = np.quantile(boot, [alpha, 1.0 - alpha])
     return estimate, float(low), float(high)
@@ -199,6 +207,24 @@ def scores_at(runs: Mapping[str, RunRows], racing: Racing, rung: int) -> dict[st
         score = seed_score(values, rung, racing)
         if score is not None:
             out.setdefault(key, []).append(score)
+    return out
+
+
+def fates(runs: Mapping[str, RunRows], rung: int) -> dict[str, Verdict]:
+    """Configurations whose fate at ``rung`` is already sealed by their other runs: stopped
+    at this rung or an earlier one (stop), or gone past this rung in the race (go on). Their
+    runs that reach the rung later (seeds added to the sweep, a damaged run recomputed)
+    share it instead of being judged apart from their siblings."""
+    out: dict[str, Verdict] = {}
+    nan = math.nan
+    for run in runs.values():
+        if run.state == "stopped" and run.stopped_at is not None and run.stopped_at <= rung:
+            why = f"its configuration was stopped at epoch {run.stopped_at} by racing"
+            out[run.config] = Verdict(0, nan, nan, nan, True, why)
+    for run in runs.values():
+        passed = run.state in ("running", "done", "stopped") and len(run.returns) > rung
+        if passed and run.config not in out:
+            out[run.config] = Verdict(0, nan, nan, nan, False, "past this rung already")
     return out
 
 

@@ -705,6 +705,9 @@ class Store:
             return None
         if not isinstance(data, dict) or data.get("state") not in STATES:
             return None
+        done = data.get("epochs_done")  # hand-edited garbage is no count (None: not written)
+        if done is not None and (not isinstance(done, int) or isinstance(done, bool) or done < 0):
+            return None
         return data
 
     # ---------------------------------------------------------------- returns.csv

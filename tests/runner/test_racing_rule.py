@@ -185,6 +185,25 @@ def spec(tmp_path: Path, racing_block, **more) -> Path:
     return path
 
 
+def test_default_rungs_fit_short_sweeps(tmp_path: Path) -> None:
+    # the defaults (0.1, 0.25 of epochs) keep the rungs that exist: 10 epochs -> 1 and 3
+    # (half up), 5 epochs -> 1 only; 1 epoch leaves none, said naming `racing`
+    assert load_spec(spec(tmp_path, {}, epochs=10)).racing.rungs == (1, 3)
+    assert load_spec(spec(tmp_path, {}, epochs=5)).racing.rungs == (1,)
+    with pytest.raises(SpecError, match=r"racing: epochs: 1 leaves no epoch for a rung"):
+        load_spec(spec(tmp_path, {}, epochs=1))
+
+
+def test_identical_configurations_never_stop_each_other() -> None:
+    # common random numbers: equal scores, equal intervals, even at the lowest confidence
+    rng = random.Random(3)
+    for trial in range(30):
+        same = [rng.gauss(100, 30) for _ in range(5)]
+        scores = {f"c{i}": rng.sample(same, 5) for i in range(8)}
+        v = judge(scores, racing(confidence=0.5, resamples=100, seed=trial), 10)
+        assert not any(x.stop for x in v.values())
+
+
 def test_racing_defaults_and_forms(tmp_path: Path) -> None:
     assert load_spec(spec(tmp_path, ...)).racing is None
     assert load_spec(spec(tmp_path, False)).racing is None
@@ -209,11 +228,13 @@ BAD = [
     ({"rungs": [100]}, "racing.rungs[0]: rung at epoch 100 is not between 1 and 99"),
     ({"rungs": [0]}, "racing.rungs[0]: rung at epoch 0"),
     ({"rungs": [10, 1.5]}, "racing.rungs[1]: expected an epoch"),
-    ({"rungs": [10, 0.1]}, "racing.rungs[1]: rung at epoch 10 given twice"),
+    ({"rungs": [10, 0.1]}, "racing.rungs[1]: rung at epoch 10 given twice (10 and 0.1 of epochs"),
     ({"rungs": [True]}, "racing.rungs[0]: expected an epoch"),
     ({"keeptop": 2}, "racing.keeptop: unknown racing option (did you mean 'keep_top'?)"),
     ({"statistic": "max"}, "racing.statistic: expected one of iqm, median, mean"),
-    ({"confidence": 1.5}, "racing.confidence: expected a number strictly between 0 and 1"),
+    ({"confidence": 1.5}, "racing.confidence: expected a number in [0.5, 1)"),
+    ({"confidence": 0.3}, "racing.confidence: expected a number in [0.5, 1)"),
+    ({"resamples": 10**12}, "racing.resamples: must be <= 100,000"),
     ({"confidence": "high"}, "racing.confidence"),
     ({"resamples": 10}, "racing.resamples: must be >= 100"),
     ({"keep_top": 0}, "racing.keep_top: must be >= 1"),
@@ -261,3 +282,20 @@ def test_dry_run_says_what_racing_does(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "racing at epochs 20" in out.stdout and "the 2nd best" in out.stdout
     assert "fewer than min_seeds_done (3): racing will stop nothing" in out.stdout
+
+
+def test_fates_seal_a_configuration_for_its_late_seeds() -> None:
+    from runner.racing import fates
+
+    runs = {
+        "a1": RunRows("A", [1.0] * 10, "stopped", 10),  # A stopped at 10
+        "a9": RunRows("A", [], "running"),  # a seed added later: at 10 and after, A's fate
+        "b1": RunRows("B", [1.0] * 30, "running"),  # B went past 10 in an earlier launch
+        "b9": RunRows("B", [1.0] * 10, "running"),
+        "c1": RunRows("C", [1.0] * 10, "running"),  # C: not decided yet
+        "d1": RunRows("D", [1.0] * 40, "stopped", 40),  # stopped later than 10: open at 10
+    }
+    at10 = fates(runs, 10)
+    assert at10["A"].stop and "stopped at epoch 10" in at10["A"].reason
+    assert not at10["B"].stop and "C" not in at10 and not at10["D"].stop
+    assert fates(runs, 40)["D"].stop and not fates(runs, 5)["A"].stop  # A passed 5

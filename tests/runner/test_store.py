@@ -513,3 +513,25 @@ def test_store_and_analysis_read_returns_alike(tmp_path: Path, store: Store) -> 
             assert mine == [1, 2, 3], what
         if what == "crlf":
             assert "CRLF (Windows) line endings" in mine, mine
+
+
+@pytest.mark.parametrize("bad", ['"abc"', "[1]", "-3", "true", "1.5", "{}"])
+def test_status_with_a_garbage_epoch_count_is_unreadable_not_a_crash(tmp_path, bad) -> None:
+    """A hand-edited status.json whose epochs_done is not a count reads as unreadable (the
+    run is then verified from its rows and resumed), never as a traceback in `run` or
+    `status` (seen: int("abc") in row_problem)."""
+    import json as _json
+
+    from runner.spec import load_spec as _load
+
+    sweep = _load({"name": "s", "env": "CartPole-v0", "epochs": 3, "seeds": [1]})
+    store = Store(tmp_path, "s")
+    store.init_sweep(sweep)
+    (run,) = sweep.runs()
+    store.write_config(run.run_id, run.config, run.seed)
+    store.write_status(run.run_id, "running", epochs_done=2)
+    path = store.status_path(run.run_id)
+    path.write_text(path.read_text().replace('"epochs_done": 2', f'"epochs_done": {bad}'))
+    assert _json.loads(path.read_text())["epochs_done"] == _json.loads(bad)
+    assert store.read_status(run.run_id) is None
+    assert store.row_problem(run.run_id, 3, None) is None

@@ -674,7 +674,7 @@ def test_release_candidate_only_when_a_cpu_is_idle_and_a_split_pays() -> None:
 
     from runner.launch import MIN_SECONDS_TO_SPLIT, Pack, SweepRunner
 
-    runner = SweepRunner(None, None, cpus=2)
+    runner = SweepRunner(SimpleNamespace(racing=None), None, cpus=2)
     epochs = {"a": 100, "b": 100, "c": 100, "d": 100, "e": 100}
     runner.run_by_id = {r: SimpleNamespace(config=SimpleNamespace(epochs=n))
                         for r, n in epochs.items()}  # fmt: skip
@@ -686,6 +686,9 @@ def test_release_candidate_only_when_a_cpu_is_idle_and_a_split_pays() -> None:
     slow, fast = pack("ab", 50, 2.0), pack("cd", 60, 1.0)
     assert runner.release_candidate([slow, fast]) is None  # both CPUs busy
     assert runner.release_candidate([slow]) is slow  # 100 s left
+    runner.sweep = SimpleNamespace(racing=SimpleNamespace(rungs=(52,)))
+    assert runner.release_candidate([slow]) is None  # racing: 2 epochs (4 s) to its rung
+    runner.sweep = SimpleNamespace(racing=None)
     assert runner.release_candidate([slow, fast, Pack(runs=[])]) is None  # finished packs count not
     runner.cpus = 3
     assert runner.release_candidate([slow, fast]) is slow  # 100 s left against 40 s

@@ -92,7 +92,7 @@ def test_load_carries_the_stopped_state_and_its_rung(raced) -> None:
 
 def test_stopped_at_without_a_rung_in_status_json_is_the_last_epoch(raced) -> None:
     """An old or hand-edited status.json may lack rung and reason (or hold nonsense there):
-    the run is still stopped, at the last epoch it recorded (0 if none)."""
+    the run is still stopped, at its status's epochs_done, else the last epoch it recorded."""
     results, sweep = raced
     ids = run_ids(sweep)
     runs = results / "runs"
@@ -103,7 +103,11 @@ def test_stopped_at_without_a_rung_in_status_json_is_the_last_epoch(raced) -> No
     per_run = load(results).drop_duplicates("run_id").set_index("run_id")
     assert per_run.loc[ids[(0.001, 1)], ["state", "stopped_at"]].tolist() == ["stopped", 4]
     assert per_run.loc[ids[(0.001, 2)], ["state", "stopped_at"]].tolist() == ["stopped", 4]
-    assert per_run.loc[ids[(0.001, 3)], ["state", "stopped_at"]].tolist() == ["stopped", 0]
+    # rows lost: stopped where its status's verified epoch count says, and flagged
+    assert per_run.loc[ids[(0.001, 3)], ["state", "stopped_at"]].tolist() == ["stopped", 4]
+    from analysis.load import row_problems
+
+    assert "stopped but has 0 of 4 epochs" in row_problems(results)[ids[(0.001, 3)]]
 
 
 # --------------------------------------------------------------------------- ranking

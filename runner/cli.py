@@ -384,7 +384,7 @@ def _dry_run(sweep, store, args) -> int:
     print(f"  {n_cfg:,} configs x {len(sweep.seeds):,} seeds = {sweep.num_runs:,} runs")
     print(f"  {len(sizes):,} packs on {cpus} local CPUs (sizes {sorted(set(sizes))[:10]})")
     if sweep.racing is not None:
-        from runner import racing
+        import runner.racing as racing
 
         print(f"  {racing.describe(sweep.racing)}")
         problem = racing.warning(sweep.racing, len(sweep.seeds))

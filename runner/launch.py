@@ -514,7 +514,7 @@ class SweepRunner:
         the rung stays stopped unless racing is removed. Reads only; ``run_by_id`` must be set."""
         import dataclasses
 
-        from runner import racing
+        import runner.racing as racing
 
         rows = self._race_rows()
         stopped: dict[int, list[str]] = {}
@@ -832,7 +832,7 @@ class SweepRunner:
         seeds of every configuration in the race have their rows up to it on disk): stop the
         runs of the configurations racing stops there, start the others from their
         checkpoints over the free CPUs. Repeats while a rung is ready."""
-        from runner import racing
+        import runner.racing as racing
 
         spec = self.sweep.racing
         while self.waiting and spec is not None:

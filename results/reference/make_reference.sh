@@ -9,14 +9,15 @@ export OMP_NUM_THREADS=1
 
 $A run sweeps/cartpole_v0_grid.yaml --results $R          # 1. the article's 180-run grid
 .venv/bin/python bench/racing.py                            # 4. the grid with and without racing (figures)
-$A run sweeps/cartpole_v0_grid_race.yaml --results /tmp/race  #  the raced grid under its own root (else
-cp -r /tmp/race/cartpole-v0-grid-race $R/ && find $R/cartpole-v0-grid-race -name '*.pt' -delete  # copies)
+# the raced grid under its own root (under $R it would copy the full grid's finished runs)
+$A run sweeps/cartpole_v0_grid_race.yaml --results /tmp/race
+cp -r /tmp/race/cartpole-v0-grid-race $R/ && find $R/cartpole-v0-grid-race -name '*.pt' -delete
 $A run sweeps/swingup.yaml --results $R                   # 2. the article's swing-up, 16 seeds
 $A run sweeps/swingup_grid.yaml --results $R              # 3. coarse grid around it, 5 seeds
 $A refine $R/swingup-grid -o sweeps/swingup_fine.yaml --top 1 --points 3 --seeds 16
 $A run sweeps/swingup_fine.yaml --results $R              #    and the finer grid it proposes
 
-for name in cartpole-v0-grid swingup swingup-grid swingup-grid-refined; do
+for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined; do
     $A analyze $R/$name --top 10
 done
 .venv/bin/python results/reference/make_policies.py                # the best runs' policies (gif --best)

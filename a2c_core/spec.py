@@ -46,7 +46,7 @@ MAX_SEED = 2**63 - 1  # seeds must fit an int64 tensor (checkpoints hold tensors
 
 _META_KEYS = ("name", "seeds", "grid", "execution", "racing", "description")
 _TOP_KEYS = _META_KEYS + tuple(FIELD_TYPES)
-_EXECUTION_KEYS = ("checkpoint_every_s", "num_cpus", "pack_size")
+_EXECUTION_KEYS = ("checkpoint_every_s", "num_cpus", "pack_size", "worker_niceness")
 _SEED_MAPPING_KEYS = ("count", "start")
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
 _NAME_MAX = 200
@@ -117,6 +117,9 @@ class Execution:
     checkpoint_every_s: float = DEFAULT_CHECKPOINT_EVERY_S
     num_cpus: int | None = None
     pack_size: int | None = None
+    worker_niceness: int = 0
+    """added to the driver's niceness for the embedded Ray's workers (0: the driver's own
+    priority; Ray's default would be 15). A cluster's nodes set theirs at `ray start`."""
 
 
 RACING_STATISTICS = ("iqm", "median", "mean")
@@ -407,6 +410,11 @@ def _parse_execution(value: Any, err: Callable[[str, str], NoReturn]) -> Executi
             if v < 1:
                 err(f"execution.{key}", f"must be a positive integer, got {v}")
         out[key] = v
+    nice = value.get("worker_niceness", 0)
+    if not _is_plain_int(nice) or not 0 <= nice <= 19:
+        err("execution.worker_niceness", f"expected an integer from 0 (the driver's priority) "
+                                         f"to 19 (the lowest), got {nice!r}")  # fmt: skip
+    out["worker_niceness"] = nice
     return Execution(**out)
 
 

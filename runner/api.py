@@ -53,6 +53,8 @@ class SweepResult:
     train_s: float = 0.0
     ray_start_s: float = 0.0
     worker_rss_mb: dict[int, float] = field(default_factory=dict)
+    worker_nice: dict[int, int] = field(default_factory=dict)
+    """worker pid -> its niceness (as each worker reported it)."""
     spared_epochs: int = 0
     """run-epochs racing spared: the epochs stopped runs did not train."""
 
@@ -132,7 +134,7 @@ def run_sweep(
         lock = store.lock()  # a second launch of this sweep stops here, at once
     except StoreError as exc:
         raise SweepError(str(exc)) from None
-    ray = _RaySession(address, sweep.execution.num_cpus, hold)
+    ray = _RaySession(address, sweep.execution.num_cpus, hold, sweep.execution.worker_niceness)
     runner = None
     todo: list = []
     initialized = False
@@ -189,6 +191,7 @@ def run_sweep(
         trained=len(todo), already_finished=len(runs) - len(todo),
         wall_s=time.monotonic() - t0, train_s=runner.train_s if runner else 0.0,
         ray_start_s=ray.start_s, worker_rss_mb=dict(runner.worker_rss_mb) if runner else {},
+        worker_nice=dict(runner.worker_nice) if runner else {},
         spared_epochs=_spared(store, runs) if counts["stopped"] else 0,
     )  # fmt: skip
 
@@ -246,8 +249,8 @@ class _RaySession:
     """The Ray a launch uses: a cluster at ``address``, the Ray this process already runs
     (left running), or an embedded local Ray (started here, stopped by :meth:`stop`)."""
 
-    def __init__(self, address: str | None, num_cpus: int | None, hold) -> None:
-        self.address, self.num_cpus, self.hold = address, num_cpus, hold
+    def __init__(self, address: str | None, num_cpus: int | None, hold, nice: int = 0) -> None:
+        self.address, self.num_cpus, self.hold, self.nice = address, num_cpus, hold, nice
         self.cpus = 1
         self.start_s = 0.0
         self.started = False  # by this session: stop() shuts it down
@@ -266,7 +269,7 @@ class _RaySession:
             return
         self.started = True  # from here on, stop() shuts down whatever part of Ray is up
         with self.hold():
-            self.cpus = init_ray(self.address, self.num_cpus)
+            self.cpus = init_ray(self.address, self.num_cpus, self.nice)
         self.start_s = time.perf_counter() - t
 
     def stop(self) -> None:

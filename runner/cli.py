@@ -151,7 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers = ", ".join(f"worker {m:.0f} MB" for m in result.worker_rss_mb.values())
         print(f"trained in {result.train_s:.1f} s (from the first pack submitted to the last "
               "result)")  # fmt: skip
-        print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}")
+        nice = sorted(set(result.worker_nice.values()))
+        niceness = f"; workers at nice {'/'.join(map(str, nice))}" if any(nice) else ""
+        print(f"peak RSS: driver {driver_mb:.0f} MB; {workers or 'no worker report'}{niceness}")
     c = result.counts
     raced = ""
     if c["stopped"]:

@@ -117,7 +117,7 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
                     yield Released([run_ids[i] for i in range(len(cfgs)) if i not in pack.ended])
                     break
         yield from pack.flush()
-        yield WorkerStats(os.getpid(), peak_rss_mb())
+        yield WorkerStats(os.getpid(), peak_rss_mb(), os.getpriority(os.PRIO_PROCESS, 0))
     except Exception:
         yield Failed(traceback.format_exc())
 
@@ -267,7 +267,7 @@ def make_packs(runs: list[RunSpec], cpus: int, pack_size: int | None = None) -> 
     return packs
 
 
-def init_ray(address: str | None, num_cpus: int | None) -> int:
+def init_ray(address: str | None, num_cpus: int | None, worker_niceness: int = 0) -> int:
     """Embedded local Ray by default; an existing cluster with --address / RAY_ADDRESS.
     Returns the cluster's CPU count.
 
@@ -283,12 +283,12 @@ def init_ray(address: str | None, num_cpus: int | None) -> int:
     keep = ray_utils.set_sigterm_handler
     ray_utils.set_sigterm_handler = lambda handler: None
     try:
-        return _init_ray(ray, address, num_cpus)
+        return _init_ray(ray, address, num_cpus, worker_niceness)
     finally:
         ray_utils.set_sigterm_handler = keep
 
 
-def _init_ray(ray, address: str | None, num_cpus: int | None) -> int:
+def _init_ray(ray, address: str | None, num_cpus: int | None, worker_niceness: int = 0) -> int:
 
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR")
@@ -297,6 +297,9 @@ def _init_ray(ray, address: str | None, num_cpus: int | None) -> int:
         # this environment: a runtime_env would make Ray spawn new workers for it when the
         # first pack is submitted (~1 s before any training, measured), so set it here.
         os.environ.update(WORKER_ENV)
+        # the raylet adds this to its own (the driver's) niceness for every worker it starts;
+        # Ray's default of 15 starved a sweep next to two busy processes (4 % of a core)
+        os.environ["RAY_worker_niceness"] = str(worker_niceness)
         # "local" starts a private Ray even when a `ray start` cluster runs on this machine
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
                  include_dashboard=False, **kwargs)  # fmt: skip
@@ -461,6 +464,7 @@ class SweepRunner:
         self.last_return: dict[str, float] = {}
         self.steps_seen: dict[str, int] = {}
         self.worker_rss_mb: dict[int, float] = {}  # worker pid -> peak RSS
+        self.worker_nice: dict[int, int] = {}  # worker pid -> its niceness
         self.train_s = 0.0  # wall time of execute(), set by the caller
         self.prog: Progress | None = None
         self.live: list[Pack] = []  # packs still streaming
@@ -781,6 +785,7 @@ class SweepRunner:
         match msg:
             case WorkerStats():  # a worker may run several packs: its peak is its last report
                 self.worker_rss_mb[msg.pid] = msg.maxrss_mb
+                self.worker_nice[msg.pid] = msg.nice
             case Checkpoint():
                 self.store.write_checkpoint(msg.run_id, msg.state)
                 self.ckpts[msg.run_id] = msg.state

@@ -70,6 +70,8 @@ class Failed:
 class WorkerStats:
     pid: int
     maxrss_mb: float
+    nice: int = 0
+    """the worker's niceness (execution.worker_niceness above the driver's)."""
 
 
 @dataclass

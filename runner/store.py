@@ -37,6 +37,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
@@ -109,6 +110,9 @@ class FinishedRunError(StoreError):
     """An attempt to write into a run whose status is done, failed or diverged."""
 
 
+HOLDER_WAIT_S = 2.0  # a second launch waits this long for the lock holder's name
+
+
 class SweepLockedError(StoreError):
     """Another live process holds the results directory's lock (one-line message)."""
 
@@ -141,6 +145,10 @@ class SweepLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             holder = _read_holder(fd)
+            deadline = time.monotonic() + HOLDER_WAIT_S
+            while holder == "holder unknown" and time.monotonic() < deadline:
+                time.sleep(0.05)  # it has the lock and is writing its name just now
+                holder = _read_holder(fd)
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
                 raise SweepLockedError(

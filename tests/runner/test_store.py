@@ -535,3 +535,27 @@ def test_status_with_a_garbage_epoch_count_is_unreadable_not_a_crash(tmp_path, b
     assert _json.loads(path.read_text())["epochs_done"] == _json.loads(bad)
     assert store.read_status(run.run_id) is None
     assert store.row_problem(run.run_id, 3, None) is None
+
+
+def test_second_launch_names_a_holder_that_is_still_writing_its_name(tmp_path) -> None:
+    """The holder takes the flock, then writes its name: a second launch between the two
+    must wait for the name rather than say "holder unknown" (seen once in CI under load)."""
+    import fcntl
+    import json as _json
+    import os
+    import threading
+
+    from runner.store import SweepLock, SweepLockedError
+
+    path = tmp_path / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked, nothing written yet
+    info = {"host": "h", "pid": 4242, "started": "now"}
+    later = threading.Timer(0.3, lambda: os.pwrite(fd, _json.dumps(info).encode(), 0))
+    later.start()
+    try:
+        with pytest.raises(SweepLockedError, match="pid 4242 on h"):
+            SweepLock(path).acquire()
+    finally:
+        later.join()
+        os.close(fd)

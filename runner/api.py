@@ -192,18 +192,8 @@ def run_sweep(
         wall_s=time.monotonic() - t0, train_s=runner.train_s if runner else 0.0,
         ray_start_s=ray.start_s, worker_rss_mb=dict(runner.worker_rss_mb) if runner else {},
         worker_nice=dict(runner.worker_nice) if runner else {},
-        spared_epochs=_spared(store, runs) if counts["stopped"] else 0,
+        spared_epochs=store.spared_epochs(runs) if counts["stopped"] else 0,
     )  # fmt: skip
-
-
-def _spared(store, runs) -> int:
-    """Run-epochs racing spared: each stopped run's epochs after the one it stopped at."""
-    spared = 0
-    for r in runs:
-        st = store.read_status(r.run_id)
-        if st and st["state"] == "stopped":
-            spared += max(0, r.config.epochs - int(st.get("epochs_done") or 0))
-    return spared
 
 
 def check_size(sweep: Sweep, max_runs: int) -> None:

@@ -338,11 +338,13 @@ MAX_STOPPED_SHOWN = 10
 
 def _status_stopped(sweep, store) -> None:
     """The configurations racing stopped, with their rung and racing's reason."""
+    from runner.racing import config_label
+
     stopped: dict[str, tuple[int, str]] = {}
     for r in sweep.runs():
         st = store.read_status(r.run_id)
         if st and st["state"] == "stopped":
-            label = ", ".join(f"{a}={b}" for a, b in r.swept.items()) or "(fixed config)"
+            label = config_label(r.swept)
             reason = str(st.get("reason") or "").partition(" at epoch")[0]
             stopped.setdefault(label, (int(st.get("epochs_done") or 0), reason))
     if not stopped:
@@ -435,7 +437,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for s in ("done", "stopped", "running", "failed", "diverged", "pending")
     }
     epochs_total = sum(r.config.epochs for r in sweep.runs())
-    epochs_done = spared = 0
+    epochs_done = 0
     problems = []
     for r in sweep.runs():
         st = store.read_status(r.run_id)
@@ -450,8 +452,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         epochs_done += min(rows, r.config.epochs)  # a done run may hold more (epochs lowered)
         if st and st["state"] in ("failed", "diverged"):
             epochs_done += r.config.epochs - rows  # never trained
-        if st and st["state"] == "stopped":
-            spared += max(0, r.config.epochs - rows)
         if problem:
             problems.append(f"run {r.run_id}: {problem} (a relaunch recomputes it)")
     print(
@@ -461,6 +461,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if counts["running"] and store.driver_alive() is False:
         print(f"no driver is running: the {counts['running']} running runs were interrupted "
               "(relaunch the sweep to resume them from their checkpoints)")  # fmt: skip
+    spared = store.spared_epochs(sweep.runs())
     epochs_total -= spared
     print(
         f"epochs {epochs_done}/{epochs_total} ({100.0 * epochs_done / max(1, epochs_total):.0f}%)"

@@ -482,7 +482,6 @@ class SweepRunner:
         todo = []
         for r in self.sweep.runs():
             self.run_by_id[r.run_id] = r
-        for r in self.sweep.runs():
             if self._verified_finished(r):
                 continue
             source = self.store.copy_finished_from_other_sweep(r.run_id, min_epochs=r.config.epochs)
@@ -527,18 +526,18 @@ class SweepRunner:
                 stopped.setdefault(run.stopped_at, []).append(rid)
         out = []
         for rung in sorted(stopped):
-            keep = set()
+            still_stopped = set()
             if self.sweep.racing is not None:
                 scores = racing.scores_at(rows, self.sweep.racing, rung)
                 verdicts = racing.judge(scores, self.sweep.racing, rung)
-                keep = {k for k, v in verdicts.items() if v.stop}
+                still_stopped = {k for k, v in verdicts.items() if v.stop}
                 # a configuration with a seed still short of the rung (added to the sweep, or
                 # recomputed after damage) cannot be judged there yet: it stays stopped, and
                 # that seed will share its fate at the rung (runner.racing.fates)
-                keep |= {r.config for r in rows.values() if len(r.returns) < rung
+                still_stopped |= {r.config for r in rows.values() if len(r.returns) < rung
                          and r.state not in ("failed", "diverged", "stopped")}  # fmt: skip
             for rid in sorted(stopped[rung]):
-                if rows[rid].config in keep:
+                if rows[rid].config in still_stopped:
                     continue
                 out.append((self.run_by_id[rid], rung))
                 rows[rid] = dataclasses.replace(rows[rid], state="running", stopped_at=None)
@@ -863,7 +862,7 @@ class SweepRunner:
                     go.append(r)
                     continue
                 self._finish(rid, "stopped", None, prog, rung=rung, reason=verdict.reason)
-                stopped_configs[racing.config_key(r.swept)] = verdict
+                stopped_configs[key] = verdict
                 saved += r.config.epochs - rung
             prog.saved_epochs += saved
             prog.total_epochs -= saved
@@ -999,10 +998,12 @@ def best_so_far(sweep: Sweep, store: Store) -> tuple[str, float, int, bool] | No
     score nothing; None when no run has a score (e.g. every run diverged)."""
     from scipy import stats
 
+    from runner.racing import config_label
+
     scores: dict[str, list[float]] = {}
     finished: dict[str, bool] = {}
     for r in sweep.runs():
-        label = ", ".join(f"{a}={b}" for a, b in r.swept.items()) or "(fixed config)"
+        label = config_label(r.swept)
         st = store.read_status(r.run_id)
         finished[label] = finished.get(label, True) and bool(st and st["state"] == "done")
         if st and st["state"] in ("failed", "diverged", "stopped"):

@@ -93,11 +93,9 @@ def _generator(racing: Racing, rung: int, n: int) -> np.random.Generator:
 _CHUNK = 1 << 20  # resampled values per bootstrap chunk (8 MB of float64)
 
 
-def interval(
-    scores: Sequence[float], racing: Racing, rung: int, key: str = ""
-) -> tuple[float, float, float]:
+def interval(scores: Sequence[float], racing: Racing, rung: int) -> tuple[float, float, float]:
     """(estimate, low, high): the statistic and its percentile bootstrap interval over seeds
-    (``key`` names the configuration for callers; the draws depend on the seed count only)."""
+    (the draws depend on the seed count only)."""
     stat = _statistic(racing.statistic)
     x = np.asarray(sorted(scores), dtype=np.float64)  # order-free: the same set, the same draw
     estimate = float(stat(x))
@@ -153,7 +151,7 @@ def judge(scores: Mapping[str, Sequence[float]], racing: Racing, rung: int,
                                f"{len(s)} seeds scored, fewer than min_seeds_done "
                                f"({racing.min_seeds_done}): not judged")  # fmt: skip
         else:
-            judged[key] = interval(s, racing, rung, key)
+            judged[key] = interval(s, racing, rung)
     order = sorted(judged, key=lambda k: (-judged[k][0], k))
     top = set(order[: racing.keep_top])
     bar_key = order[racing.keep_top - 1] if len(order) >= racing.keep_top else None

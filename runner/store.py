@@ -61,7 +61,7 @@ from a2c_core.results import (
     read_policy,
     to_torch,
 )
-from a2c_core.spec import SpecError, Sweep, check_compatible, check_name, load_spec, run_id
+from a2c_core.spec import RunSpec, SpecError, Sweep, check_compatible, check_name, load_spec, run_id
 
 __all__ = [
     "FINISHED_STATES",
@@ -704,6 +704,15 @@ class Store:
         _atomic_write_json(self.status_path(run_id), data)
         if state in FINISHED_STATES:
             self._finished.add(run_id)
+
+    def spared_epochs(self, runs: Iterable[RunSpec]) -> int:
+        """Run-epochs racing spared: each stopped run's epochs after the one it stopped at."""
+        spared = 0
+        for r in runs:
+            st = self.read_status(r.run_id)
+            if st and st["state"] == "stopped":
+                spared += max(0, r.config.epochs - int(st.get("epochs_done") or 0))
+        return spared
 
     def read_status(self, run_id: str) -> dict[str, Any] | None:
         """The status dict, or None when missing or unreadable (the run is then resumed)."""

@@ -103,7 +103,7 @@ def test_verdicts_do_not_depend_on_order_and_repeat_exactly() -> None:
 
 def test_interval_is_a_percentile_bootstrap_over_seeds() -> None:
     x = [1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 50.0]
-    est, low, high = interval(x, racing(statistic="mean", resamples=4000), 10, "k")
+    est, low, high = interval(x, racing(statistic="mean", resamples=4000), 10)
     assert est == pytest.approx(np.mean(x))
     # against an independent bootstrap of the mean (same resample count, other draws)
     rng = np.random.default_rng(123)
@@ -112,18 +112,18 @@ def test_interval_is_a_percentile_bootstrap_over_seeds() -> None:
     spread_ = ref_high - ref_low
     assert abs(low - ref_low) < 0.1 * spread_ and abs(high - ref_high) < 0.1 * spread_
     # a wider confidence gives a wider interval; identical seeds give a point
-    _, low99, high99 = interval(x, racing(statistic="mean", confidence=0.99), 10, "k")
+    _, low99, high99 = interval(x, racing(statistic="mean", confidence=0.99), 10)
     assert low99 < low and high99 > high
-    assert interval([5.0] * 4, racing(), 10, "k") == (5.0, 5.0, 5.0)
+    assert interval([5.0] * 4, racing(), 10) == (5.0, 5.0, 5.0)
 
 
 def test_iqm_is_the_interquartile_mean() -> None:
     from scipy import stats
 
     x = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0]
-    est, *_ = interval(x, racing(statistic="iqm"), 10, "k")
+    est, *_ = interval(x, racing(statistic="iqm"), 10)
     assert est == pytest.approx(stats.trim_mean(x, 0.25)) == pytest.approx(3.5)
-    est, *_ = interval(x, racing(statistic="median"), 10, "k")
+    est, *_ = interval(x, racing(statistic="median"), 10)
     assert est == pytest.approx(3.5)
 
 

@@ -32,9 +32,11 @@ from analysis.load import STATES, param_columns
 
 __all__ = [
     "STATISTICS",
+    "X_AXES",
     "aggregate_curves",
     "best_run",
     "bootstrap_ci",
+    "cell_estimates",
     "cell_table",
     "final_scores",
     "iqm",
@@ -184,8 +186,7 @@ def final_scores(
     out = pd.DataFrame(rows)
     out["env_steps"] = out["env_steps"].astype("Int64")
     out["stopped_at"] = out["stopped_at"].astype("Int64")
-    out.attrs["params"] = params
-    out.attrs["metric"] = metric
+    out.attrs.update(params=params, metric=metric, window=fraction)
     return out
 
 
@@ -210,11 +211,15 @@ def stopped_configs(runs: pd.DataFrame) -> dict[str, int | None]:
 
 # --------------------------------------------------------------------------- curves
 
+X_AXES = {"env_steps": "env_steps", "epoch": "epoch", "wall": "wall_time_s"}
+"""``--x`` choice -> the x column of :func:`aggregate_curves`' frame."""
+
 
 def aggregate_curves(
     frame: pd.DataFrame,
     metric: str = "return_mean",
     *,
+    x: str = "env_steps",
     states: Sequence[str] = ("done", "running", "stopped"),
     points: int = 100,
     seed: int = 0,
@@ -223,8 +228,11 @@ def aggregate_curves(
 ) -> pd.DataFrame:
     """Median, mean and IQM of ``metric`` over the seeds of each configuration, with CIs.
 
+    ``x`` is the axis the runs are aligned on: ``"env_steps"`` (default), ``"epoch"``, or
+    ``"wall"`` (seconds of training since the run's start: the cumulative sum of its
+    ``wall_s``, output column ``wall_time_s``); :data:`X_AXES` maps each to its column.
     Runs do not share env steps (episode ends differ), so each run is linearly interpolated
-    onto one common grid of ``points`` env-step values spanning all runs; a run enters a grid
+    onto one common grid of ``points`` x values spanning all runs; a run enters a grid
     point only inside its own recorded range (no extrapolation), so partial runs shorten the
     set of seeds late in training rather than bias it. NaN epochs are skipped. Only runs
     whose state is in ``states`` are used (default: done, running and stopped: a stopped run
@@ -232,30 +240,37 @@ def aggregate_curves(
     frozen values). ``n_runs`` says how many runs each point aggregates.
 
     Returns one row per (configuration, grid point) with at least one run: params, config,
-    env_steps, n_runs, and for each of median / mean / iqm the value and ``_low`` / ``_high``
-    bootstrap bounds.
+    the x column, n_runs, and for each of median / mean / iqm the value and ``_low`` /
+    ``_high`` bootstrap bounds.
     """
+    if x not in X_AXES:
+        raise ValueError(f"x: expected one of {sorted(X_AXES)}, got {x!r}")
+    x_col = X_AXES[x]
     params = param_columns(frame)
     used = frame[frame["state"].isin(states) & frame["epoch"].notna()]
+    if x == "wall":
+        used = used.sort_values(["run_id", "epoch"], kind="stable").copy()
+        wall = used["wall_s"].astype(float).fillna(0.0)
+        used[x_col] = wall.groupby(used["run_id"], sort=False).cumsum()
     used = used[np.isfinite(used[metric].to_numpy(dtype=float))]
-    columns = [*params, "config", "env_steps", "n_runs"]
+    columns = [*params, "config", x_col, "n_runs"]
     for name in STATISTICS:
         columns += [name, f"{name}_low", f"{name}_high"]
     if used.empty:
         out = pd.DataFrame(columns=columns)
-        out.attrs["params"] = params
+        out.attrs.update(params=params, metric=metric, x=x_col)
         return out
-    steps = used["env_steps"].to_numpy(dtype=float)
+    steps = used[x_col].to_numpy(dtype=float)
     grid = np.linspace(steps.min(), steps.max(), max(2, points))
     rng = np.random.default_rng(seed)
     pieces = []
     for config, group in used.groupby("config", sort=False):
         curves, covered = [], []
         for _, run in group.groupby("run_id", sort=False):
-            x = run["env_steps"].to_numpy(dtype=float)
+            xs = run[x_col].to_numpy(dtype=float)
             y = run[metric].to_numpy(dtype=float)
-            curves.append(np.interp(grid, x, y))
-            covered.append((grid >= x.min()) & (grid <= x.max()))
+            curves.append(np.interp(grid, xs, y))
+            covered.append((grid >= xs.min()) & (grid <= xs.max()))
         values, mask = np.array(curves), np.array(covered)  # [R, K]
         result = {name: np.full(grid.size, np.nan) for name in columns[len(params) + 3 :]}
         # grid points with the same set of covering runs are bootstrapped together
@@ -275,15 +290,14 @@ def aggregate_curves(
             {
                 **{p: first[p] for p in params},
                 "config": config,
-                "env_steps": grid,
+                x_col: grid,
                 "n_runs": n_runs,
                 **{name: result[name] for name in columns[len(params) + 3 :]},
             }
         )
         pieces.append(piece[piece["n_runs"] > 0])
     out = pd.concat(pieces, ignore_index=True)[columns]
-    out.attrs["params"] = params
-    out.attrs["metric"] = metric
+    out.attrs.update(params=params, metric=metric, x=x_col)
     return out
 
 
@@ -293,18 +307,22 @@ def aggregate_curves(
 def ranking(
     scores: pd.DataFrame,
     *,
+    statistic: str = "iqm",
+    minimize: bool = False,
     seed: int = 0,
     n_resamples: int = 10000,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """Configurations ranked by the IQM of the final scores of their done runs.
+    """Configurations ranked by the IQM (or ``statistic``: median, mean) of the final scores
+    of their done runs; highest first, lowest first with ``minimize`` (a loss).
 
     ``scores`` is :func:`final_scores`' frame. One row per configuration, best first (NaN IQM,
     e.g. no done run yet, last; ties keep grid order): rank, params, config, iqm, ci_low,
-    ci_high (bootstrap CI of the IQM), median, mean, std, n_done, n_running, n_pending,
-    n_diverged, n_failed, n_stopped, stopped_at, and ``p_beats_next``: P(a done run of this
-    configuration scores more than one of the next-ranked configuration) (NaN for the last
-    row).
+    ci_high (bootstrap CI of ``statistic``, the IQM by default), median, mean, std, n_done,
+    n_running, n_pending, n_diverged, n_failed, n_stopped, stopped_at, and ``p_beats_next``:
+    P(a done run of this configuration scores better than one of the next-ranked
+    configuration) (better: more, or less with ``minimize``; NaN for the last row).
+    ``attrs`` records params, statistic and minimize.
 
     Configurations stopped early by racing (:func:`stopped_configs`) come after all the
     others, ranked among themselves the same way but over their stopped runs' scores at
@@ -312,6 +330,7 @@ def ranking(
     P(> next) compares stopped configurations only: NaN on the last other configuration.
     """
     params = param_columns(scores)
+    ranked_by = _statistic(statistic)
     stopped = stopped_configs(scores)
     rng = np.random.default_rng(seed)
     rows = []
@@ -322,13 +341,14 @@ def ranking(
     for config, group in groups:
         scored = "stopped" if config in stopped else "done"  # stopped: scores at the rung
         values = _finite(group.loc[group["state"] == scored, "final_score"])
-        low, high = _bootstrap(values[:, None], iqm, rng, n_resamples, confidence)
+        low, high = _bootstrap(values[:, None], ranked_by, rng, n_resamples, confidence)
         counts = group["state"].value_counts()
         first = group.iloc[0]
         rows.append(
             {
                 **{p: first[p] for p in params},
                 "config": config,
+                "score": float(ranked_by(values)) if values.size else math.nan,
                 "iqm": float(iqm(values)) if values.size else math.nan,
                 "ci_low": float(low[0]),
                 "ci_high": float(high[0]),
@@ -344,11 +364,14 @@ def ranking(
     # best first; configurations without a score last; ties (and NaNs) in grid order;
     # stopped configurations after all the others (lexsort: the last key sorts first)
     is_stopped = table["config"].isin(list(stopped)).to_numpy()
+    sign = 1.0 if minimize else -1.0
     order = np.lexsort(
-        (np.arange(len(table)), -table["iqm"].fillna(-np.inf).to_numpy(), is_stopped)
+        (np.arange(len(table)), (sign * table["score"]).fillna(np.inf).to_numpy(), is_stopped)
     )
-    table = table.iloc[order].reset_index(drop=True)
+    table = table.iloc[order].reset_index(drop=True).drop(columns="score")
     ranked = [samples[i] for i in order]
+    if minimize:  # P(X < Y) = P(-X > -Y)
+        ranked = [-values for values in ranked]
     block = is_stopped[order]
     table["p_beats_next"] = [
         probability_of_improvement(ranked[i], ranked[i + 1])
@@ -361,7 +384,7 @@ def ranking(
     counts = ["n_done", "n_running", "n_pending", "n_diverged", "n_failed", "n_stopped"]
     front = ["rank", *params, "config", "iqm", "ci_low", "ci_high", "median", "mean", "std"]
     table = table[[*front, *counts, "stopped_at", "p_beats_next"]]
-    table.attrs["params"] = params
+    table.attrs.update(params=params, statistic=statistic, minimize=minimize)
     return table
 
 
@@ -381,6 +404,8 @@ def sensitivity(
     scores: pd.DataFrame,
     param: str,
     *,
+    statistic: str = "iqm",
+    minimize: bool = False,
     seed: int = 0,
     n_resamples: int = 2000,
     confidence: float = 0.95,
@@ -388,31 +413,35 @@ def sensitivity(
     """Final score against one swept parameter, every other parameter marginalised.
 
     For each value of ``param`` (sorted), over the done runs of every configuration with that
-    value: n_runs, iqm with bootstrap ci_low / ci_high, median, q25, q75, min, max, and
-    ``best_config_iqm`` (the IQM of the best configuration with that value, i.e. the value's
-    best case when the other parameters are tuned).
+    value: n_runs, ``estimate`` (``statistic``, the IQM by default) with bootstrap ci_low /
+    ci_high, iqm, median, q25, q75, min, max, and ``best_config`` (the ``statistic`` of the
+    best configuration with that value, i.e. the value's best case when the other parameters
+    are tuned; the lowest with ``minimize``).
     """
+    function = _statistic(statistic)
     rng = np.random.default_rng(seed)
     done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
     rows = []
     for value in sorted(scores[param].unique()):
         at = done[done[param] == value]
         x = at["final_score"].to_numpy(dtype=float)
-        low, high = _bootstrap(x[:, None], iqm, rng, n_resamples, confidence)
-        per_config = at.groupby("config")["final_score"].apply(lambda s: iqm(s.to_numpy()))
+        low, high = _bootstrap(x[:, None], function, rng, n_resamples, confidence)
+        per_config = at.groupby("config")["final_score"].apply(lambda s: function(s.to_numpy()))
+        best = per_config.min() if minimize else per_config.max()
         rows.append(
             {
                 param: value,
                 "n_runs": x.size,
-                "iqm": float(iqm(x)) if x.size else math.nan,
+                "estimate": float(function(x)) if x.size else math.nan,
                 "ci_low": float(low[0]),
                 "ci_high": float(high[0]),
+                "iqm": float(iqm(x)) if x.size else math.nan,
                 "median": float(np.median(x)) if x.size else math.nan,
                 "q25": float(np.quantile(x, 0.25)) if x.size else math.nan,
                 "q75": float(np.quantile(x, 0.75)) if x.size else math.nan,
                 "min": float(x.min()) if x.size else math.nan,
                 "max": float(x.max()) if x.size else math.nan,
-                "best_config_iqm": float(per_config.max()) if x.size else math.nan,
+                "best_config": float(best) if x.size else math.nan,
             }
         )
     return pd.DataFrame(rows)
@@ -432,6 +461,40 @@ def cell_table(
     for (xv, yv), group in done.groupby([x, y]):
         table.loc[yv, xv] = float(function(group["final_score"].to_numpy(dtype=float)))
     return table
+
+
+def cell_estimates(
+    scores: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    statistic: str = "iqm",
+    where: dict | None = None,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> dict[str, pd.DataFrame]:
+    """:func:`cell_table` with the uncertainty a reader needs to judge a cell: pivots (rows =
+    ``y`` values, columns = ``x`` values) ``estimate``, ``low``, ``high`` (percentile
+    bootstrap CI over the cell's done runs) and ``n`` (done runs with a score)."""
+    done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
+    for key, value in (where or {}).items():
+        done = done[done[key] == value]
+    function = _statistic(statistic)
+    rng = np.random.default_rng(seed)
+    xs, ys = sorted(scores[x].unique()), sorted(scores[y].unique())
+    index, columns = pd.Index(ys, name=y), pd.Index(xs, name=x)
+    out = {
+        k: pd.DataFrame(np.nan, index=index, columns=columns) for k in ("estimate", "low", "high")
+    }
+    out["n"] = pd.DataFrame(0, index=index, columns=columns)
+    for (xv, yv), group in done.groupby([x, y]):
+        values = group["final_score"].to_numpy(dtype=float)
+        low, high = _bootstrap(values[:, None], function, rng, n_resamples, confidence)
+        out["estimate"].loc[yv, xv] = float(function(values))
+        out["low"].loc[yv, xv], out["high"].loc[yv, xv] = float(low[0]), float(high[0])
+        out["n"].loc[yv, xv] = values.size
+    return out
 
 
 # --------------------------------------------------------------------------- profiles

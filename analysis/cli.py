@@ -57,6 +57,9 @@ def _write_text(path: Path, text: str) -> None:
 
 # --------------------------------------------------------------------------- tables
 
+STAT_TEXT = {"iqm": "IQM", "median": "median", "mean": "mean"}
+STAT_LONG = {"iqm": "interquartile mean (IQM)", "median": "median", "mean": "mean"}
+
 
 def _stopped_at(row: dict[str, Any]) -> str | None:
     """The epoch a ranking row's configuration was stopped at by racing, else None."""
@@ -70,12 +73,16 @@ def _any_stopped(table: Any) -> bool:
     return "stopped_at" in table.columns and bool(table["stopped_at"].notna().any())
 
 
-def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = None) -> str:
+def ranking_markdown(
+    table: Any, *, name: str, metric: str, top: int | None = None, window: float = 0.1
+) -> str:
     """The ranking as a Markdown document (title, definitions, one table). Configurations
     stopped early by racing get a "stopped" count and a "stopped at epoch" column."""
     from analysis.load import format_value, param_columns
 
     params = param_columns(table)
+    statistic = table.attrs.get("statistic", "iqm")
+    minimize = table.attrs.get("minimize", False)
     rows = table if top is None else table.head(top)
     stopped = _any_stopped(table)
     states = ("done", "running", "pending", "diverged", "failed", *(("stopped",) * stopped))
@@ -83,7 +90,7 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
         "rank",
         *params,
         "IQM",
-        "95% CI",
+        f"95% CI ({STAT_TEXT[statistic]})",
         "median",
         "mean",
         "done",
@@ -100,10 +107,11 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
     lines = [
         f"# Ranking of {name}",
         "",
-        f"Final score of a run: mean `{metric}` over its last 10% of epochs (at least one). "
-        "Configurations are ranked by the interquartile mean (IQM) of the final scores of "
-        "their done runs, with a 95% percentile-bootstrap CI over seeds. P(> next): "
-        "probability that a done run of this configuration scores more than one of the next "
+        f"Final score of a run: mean `{metric}` over its last {window:.0%} of epochs (at least "
+        f"one). Configurations are ranked by the {STAT_LONG[statistic]} of the final scores "
+        f"of their done runs, {'lowest' if minimize else 'highest'} first, with a 95% "
+        "percentile-bootstrap CI over seeds. P(> next): probability that a done run of this "
+        f"configuration scores {'less' if minimize else 'more'} than one of the next "
         "(rliable's probability of improvement).",
         *(
             [
@@ -143,7 +151,7 @@ def ranking_markdown(table: Any, *, name: str, metric: str, top: int | None = No
     return "\n".join(lines) + "\n"
 
 
-def _print_table(table: Any, *, name: str, metric: str, top: int) -> None:
+def _print_table(table: Any, *, name: str, metric: str, top: int, window: float = 0.1) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -153,14 +161,17 @@ def _print_table(table: Any, *, name: str, metric: str, top: int) -> None:
     shown = table.head(top)
     stopped = _any_stopped(table)
     stopped_shown = _any_stopped(shown)
+    statistic = table.attrs.get("statistic", "iqm")
+    order = ", lowest first" if table.attrs.get("minimize") else ""
     rich_table = Table(
-        title=f"{name}: top {len(shown)} of {len(table)} configurations "
-        f"(final score = mean {metric} over the last 10% of epochs)"
+        title=f"{name}: top {len(shown)} of {len(table)} configurations by "
+        f"{STAT_TEXT[statistic]}{order} (final score = mean {metric} over the last "
+        f"{window:.0%} of epochs)"
     )
     rich_table.add_column("#", justify="right")
     for p in params:
         rich_table.add_column(p, justify="right")
-    for column in ("IQM", "95% CI", "median", "mean"):
+    for column in ("IQM", f"95% CI ({STAT_TEXT[statistic]})", "median", "mean"):
         rich_table.add_column(column, justify="right")
     rich_table.add_column(f"seeds done/div/fail/{'stop/' * stopped}run", justify="right")
     if stopped_shown:
@@ -235,10 +246,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     edges = _bin_edges(args.bins, results)  # every option checked before any file is written
     if isinstance(edges, int):
         return edges
+    if metric in ("value_loss", "policy_loss") and not args.minimize:
+        warn(f"--metric {metric}: ranking highest first; add --minimize to rank a loss")
     name = frame.attrs.get("name", results.name)
-    scores = aggregate.final_scores(frame, metric)
-    table = aggregate.ranking(scores, seed=args.seed)
-    curves = aggregate.aggregate_curves(frame, metric, seed=args.seed)
+    scores = aggregate.final_scores(frame, metric, fraction=args.window)
+    table = aggregate.ranking(scores, statistic=args.stat, minimize=args.minimize, seed=args.seed)
+    curves = aggregate.aggregate_curves(frame, metric, x=args.x, seed=args.seed)
 
     out_dir = results / OUTPUT_DIR
     try:
@@ -253,10 +266,29 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         _write_text(path, data.to_csv(index=False))
         written.append(path)
     path = out_dir / "ranking.md"
-    _write_text(path, ranking_markdown(table, name=name, metric=metric))
+    _write_text(path, ranking_markdown(table, name=name, metric=metric, window=args.window))
     written.append(path)
+    envs = sorted(set(_sweep_envs(results)))
+    if args.top > plots.MAX_LINES:
+        warn(
+            f"--top {args.top}: curves_top and profile show the top {plots.MAX_LINES} (one "
+            "distinct colour each); facets shows every configuration"
+        )
     written += plots.write_plots(
-        frame, scores, table, curves, out_dir, top=args.top, metric=metric, seed=args.seed
+        frame,
+        scores,
+        table,
+        curves,
+        out_dir,
+        top=args.top,
+        statistic=args.stat,
+        metric=metric,
+        minimize=args.minimize,
+        seed=args.seed,
+        title=args.title,
+        size=args.size,
+        name=name,
+        env=", ".join(envs) if envs else None,
     )
     threshold = _threshold(args.threshold, results)
     if threshold is not None:
@@ -265,7 +297,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         table = table.merge(solved, on="config", how="left")
         table.attrs.update(attrs, threshold=threshold)
         _write_text(out_dir / "ranking.csv", table.to_csv(index=False))
-        _write_text(out_dir / "ranking.md", ranking_markdown(table, name=name, metric=metric))
+        _write_text(
+            out_dir / "ranking.md",
+            ranking_markdown(table, name=name, metric=metric, window=args.window),
+        )
     outcomes = aggregate.outcome_bins(scores, edges) if edges else None
     if outcomes is not None:
         path = out_dir / "outcomes.csv"
@@ -279,7 +314,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if counts.get(s, 0)
     )
     print(f"{name}: {len(scores)} runs ({summary}), {len(table)} configurations")
-    _print_table(table, name=name, metric=metric, top=args.top)
+    _print_table(table, name=name, metric=metric, top=args.top, window=args.window)
     _print_stopped(table)
     if outcomes is not None:
         print("final-score outcomes (done runs):")
@@ -421,6 +456,66 @@ def cmd_gif(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+    return value
+
+
+def _size(text: str) -> tuple[float, float]:
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        width, height = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT in inches, e.g. 7x4, got {text!r}"
+        ) from None
+    if not (1.0 <= width <= 40.0 and 1.0 <= height <= 40.0):
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT between 1 and 40 inches each, got {text!r}"
+        )
+    return width, height
+
+
+def add_view_options(p: argparse.ArgumentParser) -> None:
+    """The options every command that draws or ranks shares (analyze, report)."""
+    p.add_argument(
+        "--stat",
+        choices=("iqm", "median", "mean"),
+        default="iqm",
+        help="statistic over seeds that ranks configurations and draws curves (iqm)",
+    )
+    p.add_argument(
+        "--x",
+        choices=("env_steps", "epoch", "wall"),
+        default="env_steps",
+        help="x axis of learning curves: env_steps, epoch or wall (training seconds) (env_steps)",
+    )
+    p.add_argument("--title", default=None, help="title of the top-configurations plot")
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=None,
+        metavar="WxH",
+        help="size in inches of the curve and profile plots' axes area (7x4)",
+    )
+    p.add_argument(
+        "--minimize",
+        action="store_true",
+        help="lower is better (a loss metric such as value_loss): rank lowest first",
+    )
+    p.add_argument(
+        "--window",
+        type=_fraction,
+        default=0.1,
+        help="final score of a run: mean over its last WINDOW fraction of epochs (0.1)",
+    )
+
+
 def register(subparsers: Any) -> None:
     """Add analyze, refine and gif to the `a2c-sweep` subparsers (``set_defaults(func=...)``)."""
     p = subparsers.add_parser(
@@ -447,6 +542,7 @@ def register(subparsers: Any) -> None:
         help="return threshold for the 'solved_epoch' column: first epoch at which the median "
         "over seeds reaches it (default: the env's reward_threshold, 195 for CartPole-v0)",
     )
+    add_view_options(p)
     p.set_defaults(func=cmd_analyze)
 
     p = subparsers.add_parser("refine", help="write a finer follow-up sweep around the best")

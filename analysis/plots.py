@@ -62,9 +62,29 @@ STYLE: dict[str, Any] = {
 }
 """rcParams of every figure :func:`write_plots` makes (use :func:`style` for your own)."""
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
+# seaborn's "colorblind" palette (Okabe-Ito based), with its two colours that vanish on white
+# (yellow #ECE133, light pink #FBAFE4) replaced by darker ones (purple, olive); no black (black draws
+# references such as the pooled profile). Ten distinct colours: curve plots show at most
+# MAX_LINES configurations (facets.png shows every one).
+PALETTE = (
+    "#0173B2",
+    "#DE8F05",
+    "#029E73",
+    "#D55E00",
+    "#CC78BC",
+    "#8C6D31",
+    "#56B4E9",
+    "#6A3D9A",
+    "#949494",
+    "#7F8C00",
+)
+MAX_LINES = len(PALETTE)
 STAT_NAMES = {"iqm": "IQM", "median": "median", "mean": "mean"}
+X_LABELS = {
+    "env_steps": "environment steps",
+    "epoch": "epoch",
+    "wall_time_s": "training wall time (s)",
+}
 
 METRIC_LABELS = {
     "return_mean": "mean episode return",
@@ -87,9 +107,16 @@ def metric_label(metric: str) -> str:
 
 @contextlib.contextmanager
 def style() -> Iterator[None]:
-    """The plot style (readable fonts at paper size, light grid) as an rc context."""
-    with plt.rc_context(STYLE):
+    """The plot style as an rc context: seaborn's "ticks" theme and "paper" context with
+    readable fonts at paper size and a light grid."""
+    import seaborn as sns
+
+    with sns.axes_style("ticks"), sns.plotting_context("paper"), plt.rc_context(STYLE):
         yield
+
+
+def x_label(x_col: str) -> str:
+    return X_LABELS.get(x_col, x_col)
 
 
 def _steps_text(value: float, _pos: Any = None) -> str:
@@ -148,18 +175,28 @@ def _wrap_label(label: str, per_line: int = 2) -> str:
 
 
 def _per_seed_lines(
-    ax: Axes, frame: pd.DataFrame, config: str, metric: str, color: str, alpha: float = 0.5
+    ax: Axes,
+    frame: pd.DataFrame,
+    config: str,
+    metric: str,
+    color: str,
+    alpha: float = 0.5,
+    x_col: str = "env_steps",
 ) -> int:
     """Thin raw lines, one per run of ``config``; diverged / failed runs dotted. Returns count."""
     runs = frame[(frame["config"] == config) & frame["epoch"].notna()]
     count = 0
     for _, run in runs.groupby("run_id", sort=False):
+        if x_col == "wall_time_s":
+            run = run.sort_values("epoch").assign(
+                wall_time_s=run.sort_values("epoch")["wall_s"].astype(float).fillna(0).cumsum()
+            )
         run = run[np.isfinite(run[metric].to_numpy(dtype=float))]
         if run.empty:
             continue
         bad = run["state"].iloc[0] in ("diverged", "failed")
         ax.plot(
-            run["env_steps"].to_numpy(dtype=float),
+            run[x_col].to_numpy(dtype=float),
             run[metric].to_numpy(dtype=float),
             color=color,
             linewidth=0.7,
@@ -225,50 +262,61 @@ def plot_curves(
     metric: str = "return_mean",
     confidence: float = 0.95,
     title: str | None = None,
+    seeds: bool | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Aggregate learning curves: ``statistic`` line and its bootstrap CI band per
     configuration, over thin per-seed lines from the long ``frame`` (when given).
 
-    ``curves`` is :func:`analysis.aggregate.aggregate_curves`' frame; ``configs`` picks and
-    orders the configurations (e.g. the top-k of the ranking; default all). With ``frame``,
-    the legend names configurations stopped early by racing and their epoch.
+    ``curves`` is :func:`analysis.aggregate.aggregate_curves`' frame (its x column is the x
+    axis); ``configs`` picks and orders the configurations (e.g. the top-k of the ranking;
+    default all, at most :data:`MAX_LINES`: one distinct colour each). Per-seed lines are
+    drawn when ``seeds`` is True, by default only for up to 3 configurations (more turn the
+    plot into one mass). With ``frame``, the legend names configurations stopped early by
+    racing and their epoch. The legend goes below the axes (:func:`legend_below`).
     """
     ax = _axes(ax)
     configs = list(configs) if configs is not None else list(dict.fromkeys(curves["config"]))
+    if len(configs) > MAX_LINES:
+        raise ValueError(
+            f"plot_curves: at most {MAX_LINES} configurations (one distinct colour each), "
+            f"got {len(configs)}; plot_facets shows any number"
+        )
+    x_col = curves.attrs.get("x", "env_steps")
     labels, shared = _short_labels(curves, configs)
     stopped = aggregate.stopped_configs(frame) if frame is not None else {}
+    seeds = len(configs) <= 3 if seeds is None else seeds
+    band_alpha = 0.22 if len(configs) <= 3 else 0.12 if len(configs) <= 5 else 0.06
     for i, (config, label) in enumerate(zip(configs, labels, strict=True)):
-        color = PALETTE[i % len(PALETTE)]
-        style = ("-", "--", ":")[(i // len(PALETTE)) % 3]  # colours repeat after 8 lines
-        if frame is not None:
-            _per_seed_lines(ax, frame, config, metric, color, alpha=0.35)
+        color = PALETTE[i]
+        if frame is not None and seeds:
+            _per_seed_lines(ax, frame, config, metric, color, alpha=0.35, x_col=x_col)
         c = curves[curves["config"] == config]
         if c.empty:
             continue
-        x = _ci_band(ax, c, statistic, color, zorder=2)
-        seeds = int(c["n_runs"].max())
+        x = _ci_band(ax, c, statistic, color, zorder=2, alpha=band_alpha, x_col=x_col)
+        n = int(c["n_runs"].max())
         ax.plot(
             x,
             c[statistic],
             color=color,
-            linestyle=style,
             linewidth=2.0,
             zorder=3,
-            label=f"{label} ({seeds} seeds{_stopped_text(stopped, config)})",
+            label=f"{label} ({n} seeds{_stopped_text(stopped, config)})",
         )
-    ax.set_xlabel("environment steps")
+    ax.set_xlabel(x_label(x_col))
     ax.set_ylabel(metric_label(metric))
-    ax.xaxis.set_major_formatter(STEPS_FORMATTER)
+    if x_col == "env_steps":
+        ax.xaxis.set_major_formatter(STEPS_FORMATTER)
     ax.set_xlim(left=0)
     name = STAT_NAMES.get(statistic, statistic)
+    thin = "; thin lines: individual seeds" if seeds and frame is not None else ""
     ax.set_title(
         title
-        or f"{name} {metric_label(metric)} over seeds\n"
-        f"(band: {confidence:.0%} bootstrap CI; thin lines: individual seeds)"
+        or f"{name} {metric_label(metric)} over seeds\n(band: {confidence:.0%} bootstrap CI{thin})"
     )
     if configs:
-        _legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
+        legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
     return ax
 
 
@@ -279,35 +327,55 @@ def _stopped_text(stopped: dict[str, int | None], config: str) -> str:
     return ", stopped" + (f" at epoch {stopped[config]}" if stopped[config] is not None else "")
 
 
-def _ci_band(ax: Axes, c: pd.DataFrame, statistic: str, color: str, **kwargs: Any) -> np.ndarray:
-    """Shade the CI band of one configuration's aggregate curve; returns its x (env steps)."""
-    x = c["env_steps"].to_numpy(dtype=float)
+def _ci_band(
+    ax: Axes,
+    c: pd.DataFrame,
+    statistic: str,
+    color: str,
+    alpha: float = 0.2,
+    x_col: str = "env_steps",
+    **kwargs: Any,
+) -> np.ndarray:
+    """Shade the CI band of one configuration's aggregate curve; returns its x."""
+    x = c[x_col].to_numpy(dtype=float)
     low, high = c[f"{statistic}_low"], c[f"{statistic}_high"]
-    ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0, **kwargs)
+    ax.fill_between(x, low, high, color=color, alpha=alpha, linewidth=0, **kwargs)
     return x
 
 
-def _legend_below(ax: Axes, title: str) -> None:
-    """Legend under the x axis label: long parameter labels never hide a curve."""
-    from matplotlib.transforms import ScaledTranslation
-
-    # a fixed distance in points below the axes (tick labels + x label take about 36 pt),
-    # whatever the axes height: a fraction of the height would collide on short axes
-    below = ax.transAxes + ScaledTranslation(0, -40 / 72, ax.figure.dpi_scale_trans)
-    ax.legend(
+def legend_below(ax: Axes, title: str, handles: Sequence[Any] | None = None) -> None:
+    """The legend in its own band under the axes, never over a curve, and never at the
+    expense of the axes: the figure grows by the legend's height (figures made by
+    :func:`_axes` use constrained layout, which places an "outside" legend in the margin).
+    More than 5 entries go in two columns."""
+    fig = ax.figure
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    else:
+        labels = [h.get_label() for h in handles]
+    if not handles:
+        return
+    ncols = 1 if len(handles) <= 5 else 2
+    rows = math.ceil(len(handles) / ncols)
+    width, height = fig.get_size_inches()
+    extra = 0.4 + 0.19 * rows  # title line + one line per row at legend.fontsize
+    fig.set_size_inches(width, height + extra)
+    fig.legend(
+        handles,
+        labels,
         title=title,
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
-        bbox_transform=below,
+        loc="outside lower center",
         frameon=False,
-        ncols=1,
+        ncols=ncols,
         alignment="left",
     )
 
 
 def _facet_columns(frame: pd.DataFrame, count: int, limit: int = 6) -> int:
-    """Columns of a facet grid: the product of the trailing parameters' value counts, so
-    rows and columns follow the grid's structure, within ``limit``."""
+    """Columns of a facet grid: the product of the trailing parameters' value counts when
+    that gives a grid about as wide as tall (rows and columns then follow the sweep's
+    structure), else ceil(sqrt(count)); within ``limit``."""
+    square = max(1, min(limit, math.ceil(math.sqrt(count))))
     params = param_columns(frame)
     columns = 1
     for p in reversed(params):
@@ -315,8 +383,8 @@ def _facet_columns(frame: pd.DataFrame, count: int, limit: int = 6) -> int:
         if columns * n > limit:
             break
         columns *= n
-    if columns == 1:
-        columns = min(count, limit, max(1, math.ceil(math.sqrt(count))))
+    if columns < square - 1 or columns == 1:
+        columns = square
     return max(1, min(columns, count))
 
 
@@ -327,21 +395,26 @@ def plot_facets(
     ranking: pd.DataFrame | None = None,
     statistic: str = "iqm",
     metric: str = "return_mean",
+    title: str | None = None,
+    heading: str = "",
     fig: Figure | None = None,
 ) -> np.ndarray:
-    """One panel per configuration of the whole grid (grid order): ``statistic`` line, CI band
-    and per-seed lines, on shared axes. With ``ranking``, panels are titled with the rank and
-    the best configuration is drawn in colour (never one stopped by racing: those rank after
-    the others). Returns the Axes array (row-major)."""
+    """One small panel per configuration of the whole grid (grid order): ``statistic`` line,
+    CI band and per-seed lines, on shared axes. Each panel's title gives the rank (with
+    ``ranking``), the seeds by state and the configuration, above the curves; the best
+    configuration is drawn in colour (never one stopped by racing: those rank after the
+    others). At most 6 panels across, 2.3 x 1.75 in each. Returns the Axes array
+    (row-major)."""
     configs = list(dict.fromkeys(curves["config"]))
     if frame is not None:  # configurations without data still get a (empty) panel
         configs = list(dict.fromkeys([*frame["config"], *configs]))
+    x_col = curves.attrs.get("x", "env_steps")
     count = max(1, len(configs))
     reference = frame if frame is not None else curves
     columns = _facet_columns(reference, count)
     rows = math.ceil(count / columns)
     if fig is None:
-        fig = plt.figure(figsize=(3.1 * columns, 2.5 * rows + 0.6), layout="constrained")
+        fig = plt.figure(figsize=(2.3 * columns + 0.4, 1.75 * rows + 0.7), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False))
     axes = axes.ravel()
     ranks, best = {}, None
@@ -356,34 +429,35 @@ def plot_facets(
         config = configs[i]
         color = PALETTE[0] if config == best or not ranks else "#444444"
         if frame is not None:
-            _per_seed_lines(ax, frame, config, metric, color)
+            _per_seed_lines(ax, frame, config, metric, color, alpha=0.45, x_col=x_col)
         c = curves[curves["config"] == config]
         if not c.empty:
-            x = _ci_band(ax, c, statistic, color)
-            ax.plot(x, c[statistic], color=color, linewidth=1.8)
-        rank = f"#{ranks[config]}  " if config in ranks else ""
-        ax.set_title(rank + _wrap_label(config), fontsize=8.5)
+            x = _ci_band(ax, c, statistic, color, x_col=x_col)
+            ax.plot(x, c[statistic], color=color, linewidth=1.6)
+        head = [f"#{ranks[config]}"] if config in ranks else []
         if frame is not None:
-            ax.text(
-                0.98,
-                0.04,
-                _state_note(frame[frame["config"] == config]),
-                transform=ax.transAxes,
-                ha="right",
-                va="bottom",
-                fontsize=7.5,
-                color="#444444",
-            )
-        ax.xaxis.set_major_formatter(STEPS_FORMATTER)
+            head.append(_state_note(frame[frame["config"] == config]))
+        first_line = "  ".join(head)
+        ax.set_title(
+            (first_line + "\n" if first_line else "") + _wrap_label(config),
+            fontsize=7,
+            color=color if config == best else "black",
+        )
+        ax.tick_params(labelsize=7)
+        if x_col == "env_steps":
+            ax.xaxis.set_major_formatter(STEPS_FORMATTER)
         if i % columns == 0:
-            ax.set_ylabel(metric_label(metric))
+            ax.set_ylabel(metric_label(metric), fontsize=7.5)
         if i >= len(configs) - columns:
-            ax.set_xlabel("environment steps")
+            ax.set_xlabel(x_label(x_col), fontsize=7.5)
             ax.tick_params(labelbottom=True)
     name = STAT_NAMES.get(statistic, statistic)
     fig.suptitle(
-        f"Every configuration: {name} {metric_label(metric)} with 95% CI band and per-seed lines"
-        + ("  (#: rank by final-score IQM)" if ranks else "")
+        title
+        or (heading or "")
+        + ("every" if heading else "Every")
+        + f" configuration: {name} {metric_label(metric)} with 95% CI band and per-seed lines"
+        + ("\n(#: rank by final score; best in colour)" if ranks else "")
     )
     return axes
 
@@ -395,15 +469,19 @@ def plot_sensitivity(
     scores: pd.DataFrame,
     param: str,
     *,
+    statistic: str = "iqm",
+    minimize: bool = False,
     seed: int = 0,
     metric: str | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Final score against one swept parameter, the others marginalised: every done run as a
-    dot, the IQM over all of them with its 95% CI, and the best configuration at each value
-    (dashed). Learning rates get a log x axis; other parameters evenly spaced values."""
+    dot, the IQM (``statistic``) over all of them with its 95% CI, and the best configuration
+    at each value (dashed). Learning rates get a log x axis; other parameters evenly spaced
+    values."""
     ax = _axes(ax, (4.2, 3.4))
-    table = aggregate.sensitivity(scores, param, seed=seed)
+    name = STAT_NAMES.get(statistic, statistic)
+    table = aggregate.sensitivity(scores, param, statistic=statistic, minimize=minimize, seed=seed)
     values = list(table[param])
     log = _is_log_param(param, values)
     positions = np.asarray(values, dtype=float) if log else np.arange(len(values), dtype=float)
@@ -423,26 +501,26 @@ def plot_sensitivity(
         label="one run (final score)",
         zorder=1,
     )
-    err = np.vstack([table["iqm"] - table["ci_low"], table["ci_high"] - table["iqm"]])
+    err = np.vstack([table["estimate"] - table["ci_low"], table["ci_high"] - table["estimate"]])
     ax.errorbar(
         positions,
-        table["iqm"],
+        table["estimate"],
         yerr=np.nan_to_num(err),
         color=PALETTE[0],
         marker="o",
         linewidth=2,
         capsize=4,
-        label="IQM of all runs (95% CI)",
+        label=f"{name} of all runs (95% CI)",
         zorder=3,
     )
     ax.plot(
         positions,
-        table["best_config_iqm"],
-        color=PALETTE[5],
+        table["best_config"],
+        color=PALETTE[3],
         linestyle="--",
         marker="^",
         linewidth=1.2,
-        label="best configuration (IQM)",
+        label=f"best configuration ({name})",
         zorder=2,
     )
     marked = _mark_stopped_values(ax, scores, param, table, positions)
@@ -511,7 +589,13 @@ def _mark_stopped_values(
 
 
 def plot_sensitivity_grid(
-    scores: pd.DataFrame, *, seed: int = 0, metric: str | None = None, fig: Figure | None = None
+    scores: pd.DataFrame,
+    *,
+    statistic: str = "iqm",
+    minimize: bool = False,
+    seed: int = 0,
+    metric: str | None = None,
+    fig: Figure | None = None,
 ) -> np.ndarray:
     """:func:`plot_sensitivity` for every swept parameter, side by side (shared y)."""
     params = param_columns(scores) or []
@@ -525,7 +609,15 @@ def plot_sensitivity_grid(
         if i >= len(params):
             ax.set_visible(False)
             continue
-        plot_sensitivity(scores, params[i], seed=seed, metric=metric, ax=ax)
+        plot_sensitivity(
+            scores,
+            params[i],
+            statistic=statistic,
+            minimize=minimize,
+            seed=seed,
+            metric=metric,
+            ax=ax,
+        )
         ax.set_title(f"{params[i]}")
         if i % columns:
             ax.set_ylabel("")
@@ -567,6 +659,13 @@ def _luminance(rgba: Sequence[float]) -> float:
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
+def _cell_text(estimate: float, low: float, high: float, n: int) -> str:
+    """``"91\n[-28, 330]\nn=5"``: the estimate, its CI and the number of done runs."""
+    if n <= 1:
+        return f"{estimate:.3g}\nn={n}"
+    return f"{estimate:.3g}\n[{low:.3g}, {high:.3g}]\nn={n}"
+
+
 def plot_heatmap(
     scores: pd.DataFrame,
     x: str,
@@ -574,46 +673,78 @@ def plot_heatmap(
     *,
     where: dict[str, Any] | None = None,
     statistic: str = "iqm",
+    minimize: bool = False,
     vmin: float | None = None,
     vmax: float | None = None,
     colorbar: bool = True,
+    seed: int = 0,
     ax: Axes | None = None,
 ) -> Axes:
-    """IQM (or ``statistic``) of done runs' final scores over a pair of parameters, each cell
-    annotated; parameters not in ``where`` are marginalised. Empty cells are blank, or grey
-    and labelled "stopped @R" when racing stopped every configuration of the cell."""
-    ax = _axes(ax, (4.4, 3.6))
-    table = aggregate.cell_table(scores, x, y, statistic=statistic, where=where)
+    """IQM (or ``statistic``) of done runs' final scores over a pair of parameters (seaborn
+    heatmap); parameters not in ``where`` are marginalised. Each cell shows the estimate, its
+    95% bootstrap CI over the cell's runs and n, so a colour difference inside overlapping
+    intervals is not read as an effect. With ``minimize`` the colour scale is reversed
+    (bright = better). Empty cells are blank, or grey and labelled "stopped @R" when racing
+    stopped every configuration of the cell."""
+    import seaborn as sns
+
+    ax = _axes(ax, (4.8, 3.8))
+    cells = aggregate.cell_estimates(scores, x, y, statistic=statistic, where=where, seed=seed)
+    table = cells["estimate"]
     data = table.to_numpy(dtype=float)
     finite = data[np.isfinite(data)]
     vmin = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
     vmax = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
     vmin, vmax = _color_range(vmin, vmax)
-    image = ax.imshow(data, cmap="viridis", vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
-    ax.set_xticks(range(len(table.columns)), [format_value(v) for v in table.columns])
-    ax.set_yticks(range(len(table.index)), [format_value(v) for v in table.index])
+    annot = np.empty(data.shape, dtype=object)
+    for (row, col), value in np.ndenumerate(data):
+        annot[row, col] = (
+            _cell_text(
+                value,
+                cells["low"].iat[row, col],
+                cells["high"].iat[row, col],
+                int(cells["n"].iat[row, col]),
+            )
+            if np.isfinite(value)
+            else ""
+        )
+    cmap = "viridis_r" if minimize else "viridis"
+    sns.heatmap(
+        table.iloc[::-1],  # the largest y value on top
+        ax=ax,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        annot=annot[::-1],
+        fmt="",
+        annot_kws={"fontsize": 7.5, "linespacing": 1.15},
+        cbar=False,
+        linewidths=1.0,
+        linecolor="white",
+        xticklabels=[format_value(v) for v in table.columns],
+        yticklabels=[format_value(v) for v in table.index[::-1]],
+    )
+    ax.tick_params(axis="y", rotation=0)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
     subset = scores
     for key, value in (where or {}).items():
         subset = subset[subset[key] == value]
+    rows = len(table.index)
     for (row, col), value in np.ndenumerate(data):
         if not np.isfinite(value):
-            _stopped_cell(ax, subset, x, table.columns[col], y, table.index[row], col, row)
-            continue
-        rgba = image.cmap(image.norm(value))
-        ax.text(
-            col,
-            row,
-            f"{value:.3g}",
-            ha="center",
-            va="center",
-            fontsize=9,
-            color="black" if _luminance(rgba) > 0.5 else "white",
-        )
+            # seaborn draws row r of the flipped table at y = r + 0.5 (top to bottom)
+            _stopped_cell(
+                ax,
+                subset,
+                x,
+                table.columns[col],
+                y,
+                table.index[row],
+                col + 0.5,
+                rows - 1 - row + 0.5,
+            )
     name = STAT_NAMES.get(statistic, statistic)
     if where:
         ax.set_title(", ".join(f"{k}={format_value(v)}" for k, v in where.items()), fontsize=9.5)
@@ -621,7 +752,9 @@ def plot_heatmap(
         ax.set_title(f"{name} final score: {y} x {x}")
     if colorbar:
         metric = scores.attrs.get("metric", "return_mean")
-        ax.figure.colorbar(image, ax=ax, label=f"{name} final score\n({metric_label(metric)})")
+        ax.figure.colorbar(
+            ax.collections[0], ax=ax, label=f"{name} final score\n({metric_label(metric)})"
+        )
     return ax
 
 
@@ -640,7 +773,7 @@ def _stopped_cell(
         Rectangle(
             (col - 0.5, row - 0.5), 1, 1, facecolor="#e6e6e6", edgecolor="white", linewidth=1.5
         )
-    )
+    )  # col, row: the cell's centre in data coordinates
     ax.text(col, row, text, ha="center", va="center", fontsize=8, color="#666666")
 
 
@@ -659,10 +792,14 @@ def plot_heatmaps(
     y: str | None = None,
     *,
     statistic: str = "iqm",
+    minimize: bool = False,
+    seed: int = 0,
+    title: str | None = None,
     fig: Figure | None = None,
 ) -> np.ndarray:
     """Heatmaps of ``y`` x ``x`` (default policy_lr x value_lr), one panel per combination of
-    the other swept parameters (e.g. gamma x lam), on one shared colour scale."""
+    the other swept parameters (e.g. gamma x lam), on one shared colour scale; each cell
+    annotated with its estimate, 95% CI and n (:func:`plot_heatmap`)."""
     params = param_columns(scores)
     if x is None or y is None:
         pair = heatmap_pair(params)
@@ -675,13 +812,11 @@ def plot_heatmaps(
         facets = [dict(zip(others, row, strict=True)) for row in combos.itertuples(index=False)]
     else:
         facets = [{}]
-    values = scores[(scores["state"] == "done")]["final_score"].to_numpy(dtype=float)
-    values = values[np.isfinite(values)]
     # shared scale from the cells themselves (a cell statistic lies within the run range)
     cells = [
         aggregate.cell_table(scores, x, y, statistic=statistic, where=f).to_numpy() for f in facets
     ]
-    cell_values = np.concatenate([c.ravel() for c in cells]) if cells else values
+    cell_values = np.concatenate([c.ravel() for c in cells])
     cell_values = cell_values[np.isfinite(cell_values)]
     vmin = float(cell_values.min()) if cell_values.size else 0.0
     vmax = float(cell_values.max()) if cell_values.size else 1.0
@@ -691,12 +826,12 @@ def plot_heatmaps(
         columns = 1
     rows = math.ceil(len(facets) / columns)
     nx, ny = scores[x].nunique(), scores[y].nunique()
-    width = max(2.6, 0.9 * nx + 1.2)
-    height = max(2.2, 0.55 * ny + 1.0)
+    width = max(2.8, 1.05 * nx + 1.1)  # room for "-28.3 / [-28.3, 330] / n=5" per cell
+    height = max(2.2, 0.72 * ny + 0.9)
     if fig is None:
-        fig = plt.figure(figsize=(width * columns + 1.2, height * rows + 0.6), layout="constrained")
+        fig = plt.figure(figsize=(width * columns + 1.2, height * rows + 0.9), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    image = None
+    mappable = None
     for i, ax in enumerate(axes):
         if i >= len(facets):
             ax.set_visible(False)
@@ -707,12 +842,14 @@ def plot_heatmaps(
             y,
             where=facets[i] or None,
             statistic=statistic,
+            minimize=minimize,
             vmin=vmin,
             vmax=vmax,
             colorbar=False,
+            seed=seed,
             ax=ax,
         )
-        image = ax.images[0]
+        mappable = ax.collections[0]
         if not facets[i]:  # the figure title names the pair already
             ax.set_title("")
         if i % columns:
@@ -721,14 +858,19 @@ def plot_heatmaps(
             ax.set_xlabel("")
     name = STAT_NAMES.get(statistic, statistic)
     metric = scores.attrs.get("metric", "return_mean")
-    if image is not None:
+    if mappable is not None:
+        better = " (lower is better)" if minimize else ""
         fig.colorbar(
-            image,
+            mappable,
             ax=list(axes[: len(facets)]),
-            label=f"{name} final score\n({metric_label(metric)})",
+            label=f"{name} final score{better}\n({metric_label(metric)})",
         )
     by = f", one panel per {' x '.join(others)}" if others else ""
-    fig.suptitle(f"{name} final score over {y} x {x}{by}")
+    fig.suptitle(
+        title
+        or f"{name} final score over {y} x {x}{by}\n"
+        f"(cell: {name} [95% bootstrap CI] and n done seeds)"
+    )
     return axes
 
 
@@ -739,6 +881,7 @@ def plot_strip(
     scores: pd.DataFrame,
     *,
     order: Sequence[str] | None = None,
+    statistic: str = "iqm",
     seed: int = 0,
     ax: Axes | None = None,
 ) -> Axes:
@@ -758,7 +901,7 @@ def plot_strip(
         ax.scatter(done, y, s=22, color=PALETTE[0], alpha=0.75, linewidths=0, zorder=2)
         if done.size:
             ax.scatter(
-                [aggregate.iqm(done)],
+                [aggregate.STATISTICS[statistic](done)],
                 [row],
                 marker="|",
                 s=260,
@@ -772,8 +915,10 @@ def plot_strip(
     ax.set_ylim(len(configs) - 0.5, -0.5)  # best (first) at the top
     ax.grid(axis="y", visible=False)
     metric = scores.attrs.get("metric", "return_mean")
-    ax.set_xlabel(f"final score ({metric_label(metric)}, last 10% of epochs)")
-    ax.set_title("Final score per seed and configuration\n(dots: done seeds; bar: IQM)")
+    window = scores.attrs.get("window", 0.1)
+    ax.set_xlabel(f"final score ({metric_label(metric)}, last {window:.0%} of epochs)")
+    name = STAT_NAMES.get(statistic, statistic)
+    ax.set_title(f"Final score per seed and configuration\n(dots: done seeds; bar: {name})")
     return ax
 
 
@@ -798,7 +943,7 @@ def plot_performance_profile(
     banded = False
     for i, (config, label) in enumerate(zip(configs, labels, strict=True)):
         p = profile[profile["config"] == config]
-        color = PALETTE[i % len(PALETTE)]
+        color = PALETTE[i % len(PALETTE)]  # callers pass at most MAX_LINES configurations
         runs = int(p["n_runs"].iloc[0]) if "n_runs" in p else 0
         if runs >= band_min_runs:
             ax.fill_between(
@@ -823,24 +968,27 @@ def plot_performance_profile(
                 f"done runs of {total - n} configurations ({runs} runs; "
                 f"{n} stopped by racing not shown)"
             )
+        # the reference: grey, thinner and dotted, behind the configurations (no
+        # configuration colour is grey-black, so it cannot be mistaken for one)
         ax.step(
             pooled["tau"],
             pooled["fraction"],
             where="post",
-            color="black",
-            linestyle="--",
-            linewidth=1.4,
+            color="#555555",
+            linestyle=(0, (1, 1.5)),
+            linewidth=2.2,
+            zorder=1,
             label=label,
         )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"threshold τ on the final score ({metric_label(metric)})")
-    ax.set_ylabel("fraction of runs with final score > τ")
+    ax.set_ylabel("fraction of runs > τ")
     ax.set_title(
         "Performance profile: fraction of done runs scoring above τ"
         + ("\n(band: 95% bootstrap CI over runs)" if banded else "")
     )
     if configs or not pooled.empty:
-        _legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
+        legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
     return ax
 
 
@@ -860,8 +1008,9 @@ def _short_labels_from_config_strings(configs: Sequence[str]) -> tuple[list[str]
 # --------------------------------------------------------------------------- files
 
 
-def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem``.png and ``stem``.svg (each via a temp file and rename); close ``fig``."""
+def save_figure(fig: Figure, stem: str | Path, dpi: float | None = None) -> list[Path]:
+    """Write ``stem``.png (at ``dpi``, default the style's 200) and ``stem``.svg (each via a
+    temp file and rename); close ``fig``."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -869,7 +1018,7 @@ def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
         path = stem.with_suffix(suffix)
         tmp = path.with_name(f".tmp-{path.name}")
         with plt.rc_context({"savefig.bbox": "tight"}):
-            fig.savefig(tmp, format=suffix[1:])
+            fig.savefig(tmp, format=suffix[1:], **({"dpi": dpi} if dpi else {}))
         tmp.replace(path)
         paths.append(path)
     plt.close(fig)
@@ -886,15 +1035,25 @@ def write_plots(
     top: int = 5,
     statistic: str = "iqm",
     metric: str = "return_mean",
+    minimize: bool = False,
     seed: int = 0,
+    title: str | None = None,
+    size: tuple[float, float] | None = None,
+    name: str | None = None,
+    env: str | None = None,
 ) -> list[Path]:
     """Every plot of a sweep, as PNG + SVG in ``out_dir``. Returns the paths written:
-    curves_top (top-``top`` aggregate curves), facets (whole grid), sensitivity,
-    heatmaps (when two or more parameters are swept), strip (per-seed final scores),
-    profile (performance profile of the top-``top``). The top ``top`` are taken from the
-    configurations racing did not stop, unless it stopped them all."""
+    curves_top (top-``top`` aggregate curves, at most :data:`MAX_LINES`), facets (whole
+    grid), sensitivity, heatmaps (when two or more parameters are swept), strip (per-seed
+    final scores), profile (performance profile of the top-``top``). The top ``top`` are
+    taken from the configurations racing did not stop, unless it stopped them all.
+
+    ``title`` replaces curves_top's title; ``size`` (width, height in inches) is the size of
+    curves_top's and profile's axes area before their legend (default 7 x 4); ``name`` and
+    ``env`` (the sweep's) go in the default titles."""
     out_dir = Path(out_dir)
     paths: list[Path] = []
+    top = min(top, MAX_LINES)
     candidates = aggregate.survivors(table)
     scored = candidates[candidates["iqm"].notna()]
     top_configs = (
@@ -904,6 +1063,9 @@ def write_plots(
     )
     all_stopped = candidates.empty
     params = param_columns(scores)
+    width, height = size or (7.0, 4.0)
+    where = " · ".join(str(t) for t in (env, name) if t)
+    where = f"{where}: " if where else ""
     with style():
         ax = plot_curves(
             curves,
@@ -911,41 +1073,48 @@ def write_plots(
             configs=top_configs,
             statistic=statistic,
             metric=metric,
-            title=None,
-            ax=_axes(None, (7.0, 4.4)),
+            ax=_axes(None, (width, height)),
         )
-        name = STAT_NAMES.get(statistic, statistic)
+        stat = STAT_NAMES.get(statistic, statistic)
         what = (
-            f"Top {len(top_configs)} configurations"
+            f"top {len(top_configs)} configurations"
             if len(top_configs) > 1
-            else "Best configuration"
+            else "best configuration"
         )
         by = "by final score"
         if all_stopped:  # racing stopped every configuration: the best of the stopped ones
             what, by = (
-                f"Every configuration was stopped early; top {len(top_configs)}",
+                f"every configuration stopped early; top {len(top_configs)}",
                 "by score at their rung",
             )
+        seeds = "; thin lines: individual seeds" if len(top_configs) <= 3 else ""
         ax.set_title(
-            f"{what} {by}: {name} {metric_label(metric)}"
-            "\n(band: 95% bootstrap CI; thin lines: individual seeds)"
+            title
+            or f"{where}{what} {by}\n{stat} {metric_label(metric)} "
+            f"(band: 95% bootstrap CI over seeds{seeds})"
         )
         paths += save_figure(ax.figure, out_dir / "curves_top")
 
-        axes = plot_facets(curves, frame, ranking=table, statistic=statistic, metric=metric)
-        paths += save_figure(axes[0].figure, out_dir / "facets")
+        axes = plot_facets(
+            curves, frame, ranking=table, statistic=statistic, metric=metric, heading=where
+        )
+        paths += save_figure(axes[0].figure, out_dir / "facets", dpi=150)
 
         if params:
-            axes = plot_sensitivity_grid(scores, seed=seed, metric=metric)
+            axes = plot_sensitivity_grid(
+                scores, statistic=statistic, minimize=minimize, seed=seed, metric=metric
+            )
             paths += save_figure(axes[0].figure, out_dir / "sensitivity")
         if heatmap_pair(params) is not None:
-            axes = plot_heatmaps(scores, statistic=statistic)
+            axes = plot_heatmaps(scores, statistic=statistic, minimize=minimize, seed=seed)
             paths += save_figure(axes[0].figure, out_dir / "heatmaps")
 
-        ax = plot_strip(scores, order=list(table["config"]), seed=seed)
+        ax = plot_strip(scores, order=list(table["config"]), statistic=statistic, seed=seed)
         paths += save_figure(ax.figure, out_dir / "strip")
 
         profile = aggregate.performance_profile(scores, configs=top_configs, seed=seed)
-        ax = plot_performance_profile(profile, metric=metric, scores=scores)
+        ax = plot_performance_profile(
+            profile, metric=metric, scores=scores, ax=_axes(None, (width, height))
+        )
         paths += save_figure(ax.figure, out_dir / "profile")
     return paths

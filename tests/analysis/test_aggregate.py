@@ -221,7 +221,7 @@ def test_sensitivity_and_cell_table_by_hand(grid2) -> None:
     assert table["policy_lr"].tolist() == [0.01, 0.1]
     assert table["n_runs"].tolist() == [4, 4]
     assert table["iqm"].tolist() == [11.5, 101.5]
-    assert table["best_config_iqm"].tolist() == [11.5, 101.5]
+    assert table["best_config"].tolist() == [11.5, 101.5]
     cells = aggregate.cell_table(scores, "policy_lr", "value_lr", statistic="mean")
     assert cells.loc[0.01, 0.1] == 101.5 and cells.loc[0.001, 0.01] == 11.5
 

@@ -38,7 +38,7 @@ def test_curves_on_given_axes(sweep) -> None:
     assert ax.get_ylabel() == "mean episode return"
     assert ax.get_title()
     # 3 aggregate lines + thin per-seed lines; legend names the varying parameters
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for t in ax.figure.legends[-1].get_texts()]
     assert len(labels) == 3 and all("policy_lr=" in t or "value_lr=" in t for t in labels)
     assert len(ax.lines) > 3
 
@@ -81,9 +81,18 @@ def test_heatmap_on_given_axes(sweep) -> None:
     _, scores, _, _ = sweep
     _, ax = plt.subplots()
     out = plots.plot_heatmap(scores, "policy_lr", "value_lr", where={"gamma": 0.99}, ax=ax)
-    assert out is ax and ax.images
+    assert out is ax and ax.collections  # seaborn's QuadMesh
     assert ax.get_xlabel() == "policy_lr" and ax.get_ylabel() == "value_lr"
     assert len(ax.texts) == 4  # each cell annotated
+    # ... with its estimate, its 95% CI and n, so overlapping intervals are visible
+    cells = aggregate.cell_estimates(scores, "policy_lr", "value_lr", where={"gamma": 0.99})
+    top_left = ax.texts[0].get_text().split("\n")  # seaborn annotates from the top row
+    row = cells["estimate"].index[-1]  # the largest value_lr is on top
+    column = cells["estimate"].columns[0]
+    assert top_left[0] == f"{cells['estimate'].loc[row, column]:.3g}"
+    low, high = cells["low"].loc[row, column], cells["high"].loc[row, column]
+    assert top_left[1] == f"[{low:.3g}, {high:.3g}]" and low <= high
+    assert top_left[2] == f"n={cells['n'].loc[row, column]}"
 
 
 def test_heatmaps_faceted_by_the_other_parameters(sweep) -> None:
@@ -92,7 +101,7 @@ def test_heatmaps_faceted_by_the_other_parameters(sweep) -> None:
     axes = plots.plot_heatmaps(scores, fig=fig)
     titles = [ax.get_title() for ax in axes if ax.get_visible()]
     assert titles == ["gamma=0.99", "gamma=0.999"]
-    assert all(ax.images for ax in axes)
+    assert all(ax.collections for ax in axes)
 
 
 def test_strip_on_given_axes(sweep) -> None:

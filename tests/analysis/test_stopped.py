@@ -192,8 +192,8 @@ def raced_grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def facet_config(ax) -> str:
-    """The configuration of a facet panel, from its title ("#3  a=1, b=2\nc=3")."""
-    return ax.get_title().split("  ", 1)[1].replace("\n", ", ")
+    """The configuration of a facet panel, from its title ("#3  5 done\na=1, b=2\nc=3")."""
+    return ax.get_title().split("\n", 1)[1].replace("\n", ", ")
 
 
 STOPPED = {
@@ -210,7 +210,7 @@ def test_plots_mark_stopped_configurations_and_never_highlight_them(raced_grid: 
     assert set(table["config"][-2:]) == set(STOPPED)
     # curves: the legend names the epoch a configuration was stopped at
     ax = plots.plot_curves(curves, frame, configs=list(STOPPED))
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in ax.figure.legends[-1].get_texts()]
     assert legend == [
         "gamma=0.999 (3 seeds, stopped at epoch 4)",
         "gamma=0.99 (3 seeds, stopped at epoch 8)",
@@ -219,7 +219,9 @@ def test_plots_mark_stopped_configurations_and_never_highlight_them(raced_grid: 
     axes = plots.plot_facets(curves, frame, ranking=table)
     panels = {facet_config(ax): ax for ax in axes if ax.get_visible()}
     for config, rung in STOPPED.items():
-        assert panels[config].texts[0].get_text() == f"3 stopped at epoch {rung}"
+        # the note is in the panel's title, above the curves, not drawn over them
+        assert panels[config].get_title().split("\n")[0].endswith(f"3 stopped at epoch {rung}")
+        assert not panels[config].texts
         assert {line.get_color() for line in panels[config].lines} == {"#444444"}
     assert plots.PALETTE[0] in {line.get_color() for line in panels[table["config"][0]].lines}
     # the strip plot labels its rows with the same note; heatmaps, sensitivity and profile
@@ -359,10 +361,14 @@ def test_heatmaps_label_stopped_cells_in_grey(raced_grid: Path) -> None:
         ax = panels[f"gamma={gamma}"]
         # columns policy_lr 0.01, 0.1; rows value_lr 0.001, 0.01: (0.01, 0.001) is cell (0, 0)
         stopped = [t for t in ax.texts if t.get_text().startswith("stopped")]
-        assert [(t.get_text(), t.get_position()) for t in stopped] == [(f"stopped @{rung}", (0, 0))]
+        # seaborn draws cell (row r, column c) of 2 rows, largest y on top, centred at
+        # (c + 0.5, 1 - r + 0.5): value_lr 0.001 (row 0) is the bottom row
+        assert [(t.get_text(), t.get_position()) for t in stopped] == [
+            (f"stopped @{rung}", (0.5, 1.5))
+        ]
         assert len(ax.texts) == 4  # the three other cells keep their value
         (patch,) = ax.patches
-        assert patch.get_xy() == (-0.5, -0.5) and to_hex(patch.get_facecolor()) == "#e6e6e6"
+        assert patch.get_xy() == (0.0, 1.0) and to_hex(patch.get_facecolor()) == "#e6e6e6"
     # the plain cell table is unchanged: that cell has no done run
     cells = aggregate.cell_table(scores, "policy_lr", "value_lr", where={"gamma": 0.99})
     assert np.isnan(cells.loc[0.001, 0.01])
@@ -374,7 +380,7 @@ def test_heatmaps_of_two_parameters_are_titled_once(grid2) -> None:
     scores = aggregate.final_scores(load(results))
     (ax,) = plots.plot_heatmaps(scores)
     assert ax.get_title() == ""
-    assert texts(ax.figure).count("IQM final score over value_lr x policy_lr") == 1
+    assert sum(t.startswith("IQM final score over value_lr x policy_lr") for t in texts(ax.figure)) == 1
     assert not any(t.startswith("IQM final score:") for t in texts(ax.figure))
     assert sorted(t.get_text() for t in ax.texts)[-1] == "stopped @5"
     # a single heatmap keeps its own title
@@ -388,19 +394,19 @@ def test_profile_says_racing_stopped_configurations_are_not_shown(raced_grid: Pa
     top = list(aggregate.survivors(table)["config"][:2])
     profile = aggregate.performance_profile(scores, configs=top, n_resamples=50)
     ax = plots.plot_performance_profile(profile, scores=scores)
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in ax.figure.legends[-1].get_texts()]
     assert legend[-1] == "done runs of 6 configurations (16 runs; 2 stopped by racing not shown)"
     # a stopped configuration drawn anyway (racing stopped them all) says so
     profile = aggregate.performance_profile(scores, configs=list(STOPPED), n_resamples=50)
     ax = plots.plot_performance_profile(profile, scores=scores)
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in ax.figure.legends[-1].get_texts()]
     assert legend[:2] == [
         "gamma=0.999 (0 runs, stopped at epoch 4)",
         "gamma=0.99 (0 runs, stopped at epoch 8)",
     ]
     # without the scores: as before
     ax = plots.plot_performance_profile(profile)
-    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "all configurations (16 runs)"
+    assert [t.get_text() for t in ax.figure.legends[-1].get_texts()][-1] == "all configurations (16 runs)"
 
 
 def test_write_plots_notes_stopped_configurations_only_when_there_are_some(
@@ -411,9 +417,9 @@ def test_write_plots_notes_stopped_configurations_only_when_there_are_some(
     saved: dict[str, list[str]] = {}
     save = plots.save_figure
 
-    def recording(fig, stem):
+    def recording(fig, stem, dpi=None):
         saved[Path(stem).name] = texts(fig)
-        return save(fig, stem)
+        return save(fig, stem, dpi=dpi)
 
     monkeypatch.setattr(plots, "save_figure", recording)
     results, sweep = grid2
@@ -435,7 +441,7 @@ def test_write_plots_notes_stopped_configurations_only_when_there_are_some(
         in plain["sensitivity"]
     )
     assert "all configurations (8 runs)" in plain["profile"]
-    assert plain["heatmaps"].count("IQM final score over value_lr x policy_lr") == 1
+    assert sum(t.startswith("IQM final score over value_lr x policy_lr") for t in plain["heatmaps"]) == 1
 
     stop_config(results, sweep, {"policy_lr": 0.01, "value_lr": 0.001}, 5)
     raced = analyze()

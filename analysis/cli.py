@@ -1,4 +1,5 @@
-"""`a2c-sweep analyze | refine | gif`: :func:`register` adds them to the main parser.
+"""`a2c-sweep analyze | report | compare | refine | gif`: :func:`register` adds them to the
+main parser.
 
 Module-level imports are stdlib only, so building the parser (and `a2c-sweep status`) stays
 fast; pandas, matplotlib and torch load inside the command that needs them. Each command
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cmd_analyze", "cmd_gif", "cmd_refine", "main", "register"]
+__all__ = ["cmd_analyze", "cmd_gif", "cmd_refine", "cmd_report", "main", "register"]
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 OUTPUT_DIR = "analysis"
@@ -354,9 +355,16 @@ def _threshold(value: float | None, results: Path) -> float | None:
         return None
 
 
+def _bin_edges_or_none(results: Path) -> list[float]:
+    """The default outcome bins of a sweep: the swing-up bins for CartPoleSwingUp sweeps."""
+    from analysis.aggregate import SWINGUP_BINS
+
+    envs = _sweep_envs(results)
+    return list(SWINGUP_BINS) if any(e.startswith("CartPoleSwingUp") for e in envs) else []
+
+
 def _bin_edges(text: str | None, results: Path) -> list[float] | int:
     """--bins as floats; by default the swing-up outcome bins for CartPoleSwingUp sweeps."""
-    from analysis.aggregate import SWINGUP_BINS
 
     if text is not None:
         try:
@@ -366,8 +374,7 @@ def _bin_edges(text: str | None, results: Path) -> list[float] | int:
         if not edges or sorted(set(edges)) != edges:
             return fail(f"--bins: edges must be strictly increasing numbers, got {text!r}")
         return edges
-    envs = _sweep_envs(results)
-    return list(SWINGUP_BINS) if any(e.startswith("CartPoleSwingUp") for e in envs) else []
+    return _bin_edges_or_none(results)
 
 
 # --------------------------------------------------------------------------- refine
@@ -400,6 +407,43 @@ def cmd_refine(args: argparse.Namespace) -> int:
         f"wrote {path}: {configs} configurations, {refinement.num_runs} runs "
         f"(name {refinement.spec['name']!r}); start it with: a2c-sweep run {path}"
     )
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.load import AnalysisError
+    from analysis.report import ReportOptions, _size_text, write_report
+
+    edges = None
+    if args.bins is not None:
+        edges = _bin_edges(args.bins, Path(args.results_dir))
+        if isinstance(edges, int):
+            return edges
+    options = ReportOptions(
+        metric=args.metric,
+        statistic=args.stat,
+        window=args.window,
+        minimize=args.minimize,
+        x=args.x,
+        top=args.top,
+        seed=args.seed,
+        title=args.title,
+        size=args.size,
+        bins=edges,
+        threshold=args.threshold,
+        gif=not args.no_gif,
+    )
+    try:
+        path = write_report(args.results_dir, args.output, options)
+    except AnalysisError as exc:
+        return fail(str(exc))
+    print(f"wrote {path} ({_size_text(path)}): one self-contained HTML file, opens offline")
     return EXIT_OK
 
 
@@ -544,6 +588,32 @@ def register(subparsers: Any) -> None:
     )
     add_view_options(p)
     p.set_defaults(func=cmd_analyze)
+
+    p = subparsers.add_parser(
+        "report", help="one self-contained HTML report of a sweep (opens offline)"
+    )
+    p.add_argument("results_dir", help="RESULTS/NAME")
+    p.add_argument(
+        "-o", "--output", default=None, help="HTML file (default: RESULTS/NAME/report.html)"
+    )
+    p.add_argument(
+        "--metric", default="return_mean", help="returns.csv column (default: return_mean)"
+    )
+    p.add_argument(
+        "--top", type=_positive_int, default=5, help="configurations in the curve plots (5)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
+    p.add_argument("--bins", default=None, help="final-score bin edges, as for analyze")
+    p.add_argument("--threshold", type=float, default=None, help="as for analyze")
+    p.add_argument(
+        "--no-gif", action="store_true", help="leave out the GIF of the best agent (faster)"
+    )
+    add_view_options(p)
+    p.set_defaults(func=cmd_report)
+
+    from analysis.compare import register_compare
+
+    register_compare(subparsers)
 
     p = subparsers.add_parser("refine", help="write a finer follow-up sweep around the best")
     p.add_argument("results_dir", help="RESULTS/NAME")

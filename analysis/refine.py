@@ -2,12 +2,21 @@
 
 For each swept parameter:
 
-- did not matter, or a single value: fixed at the best configuration's value. "Did not
-  matter" needs both: no detectable effect on the done runs' final scores (Kruskal-Wallis
-  over its values, other parameters marginalised, p >= ``alpha``) and an effect (range of
-  the per-value median scores) smaller than the seed-to-seed spread (pooled standard
-  deviation within configurations). Few seeds detect little, so the second condition keeps a
-  parameter with a large but not yet significant effect in the grid;
+- did not matter, or a single value: fixed at the best configuration's value. Whether it
+  matters is judged on the done runs' final scores with statistics that survive bimodal
+  outcomes (swing-up: a seed ends stuck near -28 or at 100-340, so every median is -28
+  whatever the parameter does to the share of good seeds). Per value, the IQM over every
+  run with that value (other parameters pooled, as in the sensitivity table); the effect is
+  the gap IQM(best value) - IQM(worst value), with a percentile bootstrap CI (``1 - alpha``,
+  seeds resampled within each configuration: the grid is the design, the seeds the noise;
+  within each value when some configuration has a single done run). Three outcomes:
+  "did not matter" (fixed) only when the CI lies within +-``tolerance`` (10 %) of the score
+  range (max - min of all done final scores): fixing it costs little, with confidence;
+  "matters" when the CI excludes 0; otherwise "may matter": the CI is too wide to tell, and
+  few seeds detect little, so it stays in the grid. P(best > worst), over pairs of runs of
+  otherwise identical configurations, is reported but does not decide (a rank effect also
+  flags consistent differences too small to matter). The YAML header says all this: the
+  statistic, then per parameter its per-value IQMs, the gap with its CI, P and the decision;
 - learning rates and other positive numbers: log-spaced neighbours of each top-K value,
   ``v * 10**linspace(-s, s, points)``, where s is half the distance in decades to the nearest
   other value of the old grid (0.5 when there is none), so the new grid fills the gaps;
@@ -41,6 +50,7 @@ __all__ = [
     "Refinement",
     "check_output",
     "effect",
+    "method_note",
     "neighbours",
     "refine",
     "write_refined",
@@ -48,6 +58,9 @@ __all__ = [
 
 UNIT_INTERVAL = ("gamma", "lam")
 _MERGE_DECADES = 0.02  # neighbours closer than this (in log10) to a kept value are dropped
+TOLERANCE = 0.1
+"""A parameter "did not matter" only if the CI of its IQM gap lies within +- this fraction of
+the score range (max - min of every done run's final score)."""
 
 
 @dataclass(frozen=True)
@@ -142,50 +155,197 @@ def _merge(candidates: Sequence[Any], centers: Sequence[Any], name: str) -> list
 
 @dataclass(frozen=True)
 class Effect:
-    """How much one parameter moves the final score of done runs (others marginalised)."""
+    """How much one parameter moves the final score of done runs (others marginalised).
 
-    p_value: float
-    """Kruskal-Wallis over the parameter's values (NaN: fewer than two values with scores)."""
-    size: float
-    """max - min of the per-value median final scores."""
-    noise: float
-    """pooled standard deviation of final scores within configurations (NaN: one seed each)."""
+    Uncertainty: percentile bootstrap over seeds, resampled within each configuration (the
+    grid is the design, the seeds the noise), ``confidence`` level. ``stratified`` False:
+    some configuration has a single done run, so runs are resampled within each value.
+    """
 
-    def matters(self, alpha: float) -> bool:
-        if not math.isfinite(self.p_value):
-            return True  # cannot tell: refine it
-        if self.p_value < alpha:
-            return True
-        return math.isfinite(self.noise) and self.size >= self.noise
+    values: tuple[Any, ...]
+    """the parameter's values with a done score, sorted."""
+    iqms: tuple[float, ...]
+    """per value: IQM of the final scores of its done runs, every other parameter pooled."""
+    iqm_cis: tuple[tuple[float, float], ...]
+    """per value: bootstrap CI of that IQM."""
+    best: Any
+    """the value with the highest IQM (the first one on ties)."""
+    worst: Any
+    """the value with the lowest IQM (never ``best``)."""
+    gap: float
+    """IQM(best) - IQM(worst), >= 0."""
+    gap_ci: tuple[float, float]
+    """bootstrap CI of IQM(best) - IQM(worst) (the same two values in every resample)."""
+    p_better: float
+    """P(a run with ``best`` scores more than one with ``worst``; ties count half), over the
+    pairs of runs of otherwise identical configurations (all pairs when not stratified)."""
+    p_ci: tuple[float, float]
+    """bootstrap CI of ``p_better``."""
+    tolerance: float
+    """``TOLERANCE`` x the range of every done run's final score: what "small" means."""
+    confidence: float
+    stratified: bool
+
+    @property
+    def decision(self) -> str:
+        """``"did not matter"``: the gap's CI lies within +-``tolerance`` (even if it excludes
+        0: then the effect is real but negligible); ``"matters"``: the CI excludes 0;
+        ``"may matter"``: neither, the CI is too wide to tell. ``p_better`` is reported, not
+        used: a rank effect also flags consistent differences of no practical size."""
+        low, high = self.gap_ci
+        if -self.tolerance <= low and high <= self.tolerance:
+            return "did not matter"
+        if low > 0 or high < 0:
+            return "matters"
+        return "may matter"
+
+    def matters(self) -> bool:
+        """False only for ``"did not matter"``: a parameter is fixed only on evidence."""
+        return self.decision != "did not matter"
 
     def describe(self) -> str:
-        p = f"p={self.p_value:.2g}" if math.isfinite(self.p_value) else "not testable"
-        if not math.isfinite(self.noise):
-            return p
-        return f"{p}, effect {self.size:.3g} vs seed spread {self.noise:.3g}"
+        b, w = format_value(self.best), format_value(self.worst)
+        iqms = ", ".join(
+            f"{format_value(v)}: {_num(m)}" for v, m in zip(self.values, self.iqms, strict=True)
+        )
+        p = (
+            f"P({b} > {w}) {self.p_better:.2f} {_ci(self.p_ci, '.2f')}"
+            if math.isfinite(self.p_better)
+            else f"P({b} > {w}) n/a"
+        )
+        return (
+            f"{self.decision}: IQM {iqms}; gap ({b} vs {w}) {_num(self.gap)} "
+            f"{_ci(self.gap_ci)}, tolerance +-{_num(self.tolerance)}; {p}"
+        )
 
 
-def effect(scores: pd.DataFrame, param: str) -> Effect:
-    """The :class:`Effect` of ``param`` in :func:`analysis.aggregate.final_scores`' frame."""
+def _num(x: float) -> str:
+    return f"{x:.1f}" if abs(x) >= 1 else f"{x:.3g}"
+
+
+def _ci(ci: tuple[float, float], spec: str | None = None) -> str:
+    if spec is None:
+        return f"[{_num(ci[0])}, {_num(ci[1])}]"
+    return f"[{ci[0]:{spec}}, {ci[1]:{spec}}]"
+
+
+def _done(scores: pd.DataFrame) -> pd.DataFrame:
+    return scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
+
+
+def _stratified(done: pd.DataFrame) -> bool:
+    """Resample seeds within each configuration: only when each has two done runs or more."""
+    sizes = done.groupby("config").size()
+    return bool(len(sizes)) and int(sizes.min()) >= 2
+
+
+def _wins(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over the last axis: #(x_i > y_j) + 0.5 #(x_i == y_j) (Mann-Whitney U, via midranks)."""
     from scipy import stats
 
-    done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
-    groups = [g["final_score"].to_numpy(dtype=float) for _, g in done.groupby(param)]
-    groups = [g for g in groups if g.size]
-    if len(groups) < 2:
-        return Effect(math.nan, math.nan, math.nan)
-    try:
-        p_value = float(stats.kruskal(*groups).pvalue)
-    except ValueError:  # all scores identical: no effect at all
-        p_value = 1.0
-    medians = [float(np.median(g)) for g in groups]
-    per_config = done.groupby("config")["final_score"]
-    variances = per_config.var(ddof=1).dropna()
-    counts = per_config.count()[variances.index] - 1
-    noise = (
-        math.sqrt(float((variances * counts).sum() / counts.sum())) if counts.sum() else math.nan
+    ranks = stats.rankdata(np.concatenate([x, y], axis=-1), axis=-1)
+    n = x.shape[-1]
+    return ranks[..., :n].sum(axis=-1) - n * (n + 1) / 2
+
+
+def effect(
+    scores: pd.DataFrame,
+    param: str,
+    *,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    tolerance: float = TOLERANCE,
+) -> Effect | None:
+    """The :class:`Effect` of ``param`` in :func:`analysis.aggregate.final_scores`' frame
+    (None: fewer than two of its values have a done run with a score).
+
+    The bootstrap draws from ``numpy.random.default_rng(seed)``: the same ``seed``, the same
+    CIs. ``tolerance`` is a fraction of the range of the done runs' final scores."""
+    from analysis.aggregate import iqm
+
+    done = _done(scores)
+    values = sorted(done[param].unique())
+    if len(values) < 2:
+        return None
+    stratified = _stratified(done)
+    others = [q for q in scores.attrs.get("params", ()) if q != param and q in done.columns]
+    keys = [*others, param] if stratified else [param]
+    rng = np.random.default_rng(seed)
+    cells: list[tuple[tuple, Any, np.ndarray, np.ndarray]] = []  # context, value, runs, draws
+    for key, group in done.groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        x = group["final_score"].to_numpy(dtype=float)
+        cells.append((key[:-1], key[-1], x, x[rng.integers(0, x.size, (n_resamples, x.size))]))
+
+    def pooled(value: Any, index: int) -> np.ndarray:
+        return np.concatenate([c[index] for c in cells if c[1] == value], axis=-1)
+
+    tail = (1.0 - confidence) / 2.0
+
+    def interval(draws: np.ndarray) -> tuple[float, float]:
+        low, high = np.quantile(draws, [tail, 1.0 - tail])
+        return float(low), float(high)
+
+    iqms = [float(iqm(pooled(v, 2))) for v in values]
+    draws = {v: iqm(pooled(v, 3), axis=1) for v in values}
+    first = int(np.argmax(iqms))
+    last = min((i for i in range(len(values)) if i != first), key=lambda i: iqms[i])
+    best, worst = values[first], values[last]
+
+    wins, pairs, drawn_wins = 0.0, 0, np.zeros(n_resamples)
+    for context in dict.fromkeys(c[0] for c in cells):
+        at = {c[1]: c for c in cells if c[0] == context}
+        if best in at and worst in at:
+            (_, _, xb, db), (_, _, xw, dw) = at[best], at[worst]
+            wins += float(_wins(xb, xw))
+            drawn_wins += _wins(db, dw)
+            pairs += xb.size * xw.size
+    p_better, p_ci = math.nan, (math.nan, math.nan)
+    if pairs:
+        p_better, p_ci = wins / pairs, interval(drawn_wins / pairs)
+    scale = float(done["final_score"].max() - done["final_score"].min())
+    return Effect(
+        values=tuple(_plain(v) for v in values),
+        iqms=tuple(iqms),
+        iqm_cis=tuple(interval(draws[v]) for v in values),
+        best=_plain(best),
+        worst=_plain(worst),
+        gap=iqms[first] - iqms[last],
+        gap_ci=interval(draws[best] - draws[worst]),
+        p_better=p_better,
+        p_ci=p_ci,
+        tolerance=tolerance * scale,
+        confidence=confidence,
+        stratified=stratified,
     )
-    return Effect(p_value, max(medians) - min(medians), noise)
+
+
+def method_note(
+    scores: pd.DataFrame,
+    *,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    tolerance: float = TOLERANCE,
+) -> str:
+    """One line for the YAML header: the statistic :func:`effect` decides with."""
+    done = _done(scores)
+    scale = float(done["final_score"].max() - done["final_score"].min()) if len(done) else 0.0
+    within = (
+        "the seeds within each configuration"
+        if _stratified(done)
+        else "the runs within each value (some configuration has a single done run)"
+    )
+    pairs = "otherwise identical configurations" if _stratified(done) else "all runs"
+    return (
+        f"what matters: per value, the IQM of the done runs' final scores (other parameters "
+        f"pooled); effect: gap = IQM(best value) - IQM(worst value), {confidence:.0%} bootstrap "
+        f"CI ({n_resamples} resamples of {within}, seed {seed}); fixed only when that CI lies "
+        f"within +-{tolerance:.0%} of the score range (+-{_num(tolerance * scale)}), else kept "
+        f"(matters: the CI excludes 0; may matter: too wide to tell); P(best > worst) over "
+        f"pairs of runs of {pairs}, with its CI, for information only"
+    )
 
 
 def refine(
@@ -198,6 +358,9 @@ def refine(
     seeds: int | None = None,
     same_seeds: bool = False,
     alpha: float = 0.05,
+    tolerance: float = TOLERANCE,
+    seed: int = 0,
+    n_resamples: int = 2000,
 ) -> Refinement:
     """The follow-up sweep around the top-``top`` configurations of ``table``.
 
@@ -205,6 +368,8 @@ def refine(
     :func:`analysis.aggregate.final_scores` / :func:`analysis.aggregate.ranking`. ``seeds``
     sets the number of new seeds (default: as many as before); ``same_seeds`` reuses the old
     seed list instead. Configurations stopped early by racing are never among the top K.
+    What matters is decided by :func:`effect` with ``1 - alpha`` CIs, ``tolerance``, and
+    ``n_resamples`` bootstrap resamples drawn from ``seed``.
     """
     from a2c_core.config import FIELD_TYPES
     from a2c_core.spec import MAX_SEED
@@ -228,13 +393,29 @@ def refine(
         notes.append(
             f"{len(table) - len(candidates)} configuration(s) stopped early by racing left out"
         )
+    how = {
+        "seed": seed,
+        "n_resamples": n_resamples,
+        "confidence": 1.0 - alpha,
+        "tolerance": tolerance,
+    }
+    if any(len(v) > 1 for v in sweep.grid.values()):
+        notes.append(method_note(scores, **how))
     grid: dict[str, list[Any]] = {}
     fixed: dict[str, Any] = {}
     for param, old_values in sweep.grid.items():
-        found = effect(scores, param) if len(old_values) > 1 else None
-        if found is None or not found.matters(alpha):
+        if len(old_values) == 1:
             fixed[param] = best[param]
-            why = "one value" if found is None else f"did not matter: {found.describe()}"
+            notes.append(f"{param}: fixed at {format_value(best[param])} (one value)")
+            continue
+        found = effect(scores, param, **how)
+        why = (
+            found.describe()
+            if found is not None
+            else "may matter: fewer than two values have a done run, not testable"
+        )
+        if found is not None and not found.matters():
+            fixed[param] = best[param]
             notes.append(f"{param}: fixed at {format_value(best[param])} ({why})")
             continue
         centers = list(dict.fromkeys(_plain(v) for v in best_rows[param]))
@@ -246,12 +427,10 @@ def refine(
         values = _merge(candidates, centers, param)
         if len(values) == 1:
             fixed[param] = values[0]
-            notes.append(f"{param}: fixed at {format_value(values[0])}")
+            notes.append(f"{param}: fixed at {format_value(values[0])} (no neighbour; {why})")
             continue
         grid[param] = values
-        notes.append(
-            f"{param}: {len(values)} values around {len(centers)} best ({found.describe()})"
-        )
+        notes.append(f"{param}: {len(values)} values around {len(centers)} best ({why})")
 
     old_seeds = list(sweep.seeds)
     if same_seeds:
@@ -335,7 +514,14 @@ def write_refined(
     scores = final_scores(frame, metric)
     table = ranking(scores, seed=seed, n_resamples=1000)
     refinement = refine(
-        sweep, scores, table, top=top, points=points, seeds=seeds, same_seeds=same_seeds
+        sweep,
+        scores,
+        table,
+        top=top,
+        points=points,
+        seeds=seeds,
+        same_seeds=same_seeds,
+        seed=seed,
     )
     text = to_yaml(refinement, str(results))
     check_output(out, results, force=force)  # again: the ranking took a while

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from fake_results import build_results, learning_curve_sweep, rows_from
+from scipy import stats
 
-from analysis.load import AnalysisError
-from analysis.refine import neighbours, write_refined
+from analysis.aggregate import final_scores
+from analysis.load import AnalysisError, load
+from analysis.refine import TOLERANCE, effect, neighbours, write_refined
 from runner.spec import load_spec
 
 pytestmark = pytest.mark.timeout(60)
@@ -98,9 +101,9 @@ def test_nothing_to_refine_without_done_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "x.yaml").exists()
 
 
-def test_a_large_effect_stays_in_the_grid_even_when_not_significant(tmp_path: Path) -> None:
-    # 2 seeds per value: Kruskal-Wallis cannot reach p < 0.05, but the effect (30) dwarfs
-    # the seed spread (~0.7), so policy_lr is refined rather than fixed
+def test_a_clear_effect_stays_in_the_grid_with_few_seeds(tmp_path: Path) -> None:
+    # 2 seeds per value: no rank test can be significant, but the seeds move each IQM by
+    # at most 1 and the gap is 30: its bootstrap CI excludes 0, policy_lr "matters"
     def run_fn(run):
         return "done", rows_from([{0.1: 40.0, 0.01: 10.0}[run.swept["policy_lr"]] + run.seed])
 
@@ -109,4 +112,125 @@ def test_a_large_effect_stays_in_the_grid_even_when_not_significant(tmp_path: Pa
     )
     _, refinement = write_refined(results, tmp_path / "le.yaml", top=1, points=3)
     assert refinement.grid == {"policy_lr": [0.0316, 0.1, 0.316]}
-    assert "p=0.12" in refinement.notes[1] and "effect 30" in refinement.notes[1]
+    note = next(n for n in refinement.notes if n.startswith("policy_lr:"))
+    assert "matters: IQM 0.01: 10.5, 0.1: 40.5; gap (0.1 vs 0.01) 30.0 [29.0, 31.0]" in note
+    assert "P(0.1 > 0.01) 1.00 [1.00, 1.00]" in note
+
+
+# --------------------------------------------------------------------------- what matters
+
+STUCK = -28.0  # swing-up's local optimum
+
+
+def _bimodal(shares: dict[float, float], seeds: int, contexts: int = 1) -> pd.DataFrame:
+    """final_scores-like frame: for each policy_lr and each of ``contexts`` values of a
+    second parameter, ``seeds`` runs, the first round(share * seeds) in the good mode
+    (150-250), the others stuck near -28 (as swing-up runs end)."""
+    rows = []
+    for lr, share in shares.items():
+        good = round(share * seeds)
+        for c in range(contexts):
+            for s in range(seeds):
+                score = 150.0 + 100.0 * s / seeds if s < good else STUCK - 0.01 * s
+                rows.append(
+                    {
+                        "policy_lr": lr,
+                        "value_lr": 0.1 * (c + 1),
+                        "config": f"policy_lr={lr}, value_lr={0.1 * (c + 1)}",
+                        "state": "done",
+                        "final_score": score,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    frame.attrs["params"] = ["policy_lr", "value_lr"]
+    return frame
+
+
+def test_bimodal_share_of_good_seeds_matters_although_every_median_is_stuck() -> None:
+    # the swing-up shape: policy_lr sets how many seeds escape the local optimum (40 %, 20 %,
+    # none); fewer than half escape for every value, so every median is stuck (the old rule:
+    # range of medians ~0 -> fixed), while the IQMs spread widely
+    frame = _bimodal({0.003: 0.4, 0.01: 0.2, 0.03: 0.0}, seeds=10, contexts=3)
+    medians = frame.groupby("policy_lr")["final_score"].median()
+    assert (medians.round() == STUCK).all()
+    # the old rule's two conditions for "did not matter" both hold: no significant
+    # Kruskal-Wallis, and a range of medians below the pooled seed-to-seed spread
+    groups = [g.to_numpy() for _, g in frame.groupby("policy_lr")["final_score"]]
+    assert stats.kruskal(*groups).pvalue > 0.05
+    spread = np.sqrt(frame.groupby("config")["final_score"].var(ddof=1).mean())
+    assert medians.max() - medians.min() < spread
+    found = effect(frame, "policy_lr", seed=0)
+    assert found is not None and found.matters()
+    assert found.decision in ("matters", "may matter")
+    assert found.best == 0.003 and found.worst in (0.01, 0.03)  # both stuck: IQM -28
+    assert found.gap > TOLERANCE * (frame["final_score"].max() - STUCK)
+    assert found.iqms[found.values.index(0.003)] > 0 > found.iqms[found.values.index(0.03)]
+    assert found.gap_ci[1] > found.tolerance  # cannot be called negligible
+
+
+def test_a_parameter_with_no_effect_is_fixed_even_with_bimodal_outcomes() -> None:
+    # same distribution (each run good with probability 0.4) for both values, many seeds:
+    # the CI of the gap is tight and within the tolerance -> "did not matter"
+    frame = _bimodal({0.003: 0.0, 0.01: 0.0}, seeds=500, contexts=2)
+    rng = np.random.default_rng(1)
+    good = rng.random(len(frame)) < 0.4
+    frame.loc[good, "final_score"] = 150.0 + 100.0 * rng.random(int(good.sum()))
+    assert (frame.groupby("policy_lr")["final_score"].median() < 0).all()  # stuck
+    found = effect(frame, "policy_lr", seed=0, n_resamples=500)
+    assert found is not None and found.decision == "did not matter" and not found.matters()
+    assert -found.tolerance <= found.gap_ci[0] and found.gap_ci[1] <= found.tolerance
+
+
+def test_few_seeds_of_a_bimodal_null_effect_are_not_enough_to_fix_it() -> None:
+    # the same null effect with 3 seeds per configuration: too uncertain, kept
+    frame = _bimodal({0.003: 0.34, 0.01: 0.34}, seeds=3, contexts=2)
+    found = effect(frame, "policy_lr", seed=0)
+    assert found is not None and found.decision == "may matter"
+
+
+def test_effect_is_deterministic_given_the_seed() -> None:
+    frame = _bimodal({0.003: 0.4, 0.01: 0.2, 0.03: 0.0}, seeds=10, contexts=3)
+    assert effect(frame, "policy_lr", seed=3) == effect(frame, "policy_lr", seed=3)
+    assert effect(frame, "policy_lr", seed=3) != effect(frame, "policy_lr", seed=4)
+    assert effect(frame, "policy_lr", seed=3).iqms == effect(frame, "policy_lr", seed=4).iqms
+
+
+def test_effect_with_a_single_seed_per_configuration_resamples_within_values() -> None:
+    frame = _bimodal({0.003: 0.45, 0.01: 0.25}, seeds=1, contexts=6)
+    found = effect(frame, "policy_lr")
+    assert found is not None and not found.stratified
+    assert effect(frame[frame["policy_lr"] == 0.003], "policy_lr") is None  # one value
+
+
+def test_null_parameter_fixed_and_bimodal_parameter_kept_in_a_refined_sweep(
+    tmp_path: Path,
+) -> None:
+    # policy_lr changes the share of good seeds, never the median; value_lr changes nothing
+    # (each run's noise is drawn from its own (seed, value_lr) generator: same distribution)
+    share = {0.1: 0.45, 0.01: 0.25, 0.001: 0.05}
+
+    def run_fn(run):
+        p = run.swept
+        rng = np.random.default_rng([run.seed, int(p["value_lr"] * 1e4)])
+        good = rng.random() < share[p["policy_lr"]]
+        score = 200.0 + rng.normal(0, 30) if good else STUCK + rng.normal(0, 0.5)
+        return "done", rows_from([score])
+
+    grid = {"policy_lr": [0.1, 0.01, 0.001], "value_lr": [0.01, 0.001]}
+    results, _ = build_results(tmp_path / "results", "bi", grid, list(range(40)), run_fn)
+    scores = final_scores(load(results))
+    assert (scores.groupby("policy_lr")["final_score"].median() < STUCK + 2).all()
+    out = tmp_path / "bi.yaml"
+    _, refinement = write_refined(results, out, top=1, points=3, seeds=4)
+    assert "policy_lr" in refinement.grid
+    assert refinement.fixed == {"value_lr": refinement.best["value_lr"]}
+    header = [line for line in out.read_text().splitlines() if line.startswith("#")]
+    statistic = header[2]
+    assert "IQM" in statistic and "bootstrap" in statistic and "gap" in statistic
+    assert "+-10% of the score range" in statistic
+    lines = {line.split(":")[0][2:]: line for line in header[3:5]}
+    assert "policy_lr: 3 values around 1 best (" in lines["policy_lr"]
+    assert "value_lr: fixed at" in lines["value_lr"] and "did not matter" in lines["value_lr"]
+    for line in lines.values():  # per-value IQMs, the gap with its CI, P(X > Y): one line
+        assert "IQM 0.001: " in line and "gap (" in line and "tolerance +-" in line
+        assert "P(" in line

@@ -380,7 +380,10 @@ def test_heatmaps_of_two_parameters_are_titled_once(grid2) -> None:
     scores = aggregate.final_scores(load(results))
     (ax,) = plots.plot_heatmaps(scores)
     assert ax.get_title() == ""
-    assert sum(t.startswith("IQM final score over value_lr x policy_lr") for t in texts(ax.figure)) == 1
+    assert (
+        sum(t.startswith("IQM final score over value_lr x policy_lr") for t in texts(ax.figure))
+        == 1
+    )
     assert not any(t.startswith("IQM final score:") for t in texts(ax.figure))
     assert sorted(t.get_text() for t in ax.texts)[-1] == "stopped @5"
     # a single heatmap keeps its own title
@@ -406,7 +409,9 @@ def test_profile_says_racing_stopped_configurations_are_not_shown(raced_grid: Pa
     ]
     # without the scores: as before
     ax = plots.plot_performance_profile(profile)
-    assert [t.get_text() for t in ax.figure.legends[-1].get_texts()][-1] == "all configurations (16 runs)"
+    assert [t.get_text() for t in ax.figure.legends[-1].get_texts()][
+        -1
+    ] == "all configurations (16 runs)"
 
 
 def test_write_plots_notes_stopped_configurations_only_when_there_are_some(
@@ -441,7 +446,10 @@ def test_write_plots_notes_stopped_configurations_only_when_there_are_some(
         in plain["sensitivity"]
     )
     assert "all configurations (8 runs)" in plain["profile"]
-    assert sum(t.startswith("IQM final score over value_lr x policy_lr") for t in plain["heatmaps"]) == 1
+    assert (
+        sum(t.startswith("IQM final score over value_lr x policy_lr") for t in plain["heatmaps"])
+        == 1
+    )
 
     stop_config(results, sweep, {"policy_lr": 0.01, "value_lr": 0.001}, 5)
     raced = analyze()

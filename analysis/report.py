@@ -252,6 +252,7 @@ def build_report(
 
     matplotlib.use("Agg")
     import numpy as np
+    import pandas as pd
 
     from analysis import aggregate, plots
     from analysis.cli import _bin_edges_or_none, _sweep_envs, _threshold, ranking_markdown
@@ -452,7 +453,7 @@ def build_report(
             _figure(_png(axes[0].figure, dpi=90), "One panel per configuration, grid order."),
         )
 
-    if options.gif and not unfinished:
+    if options.gif:
         gif = _gif(results, scores, table)
         if gif is not None:
             section("agent", "Best agent", gif)
@@ -462,9 +463,7 @@ def build_report(
     per_run = per_run.copy()
     for p in params:
         per_run[p] = [format_value(v) for v in per_run[p]]
-    per_run["env_steps"] = [
-        int(v) if v == v and v is not None else "-" for v in per_run["env_steps"]
-    ]
+    per_run["env_steps"] = ["-" if pd.isna(v) else str(int(v)) for v in per_run["env_steps"]]
     per_run["final_score"] = [
         "-" if not np.isfinite(v) else f"{v:.4g}" for v in per_run["final_score"].astype(float)
     ]

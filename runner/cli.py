@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -124,10 +126,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SweepError as exc:
         return fail(str(exc))
     display = _Display(sweep.name)
+    report = _LiveReport(Path(args.results) / sweep.name, display.log) if args.report else None
+    on_event = display.event
+    if report is not None:
+
+        def on_event(p, _show=display.event):
+            _show(p)
+            report.maybe_write()
+
     signals = _Signals()
     signals.install()
     try:
-        result = run_sweep(sweep, args.results, address=args.address, on_event=display.event,
+        result = run_sweep(sweep, args.results, address=args.address, on_event=on_event,
                            log=display.log, warn=_warn, max_runs=args.max_runs,
                            hold_signals=signals.held)  # fmt: skip
     except SweepError as exc:
@@ -160,12 +170,64 @@ def cmd_run(args: argparse.Namespace) -> int:
         raced = f"{c['stopped']} stopped by racing ({result.spared_epochs:,} run-epochs spared), "
     print(f"done: {c['done']} done, {raced}{c['failed']} failed, {c['diverged']} diverged; "
           f"results in {result.results_dir}")  # fmt: skip
+    if report is not None:
+        report.final()
     signals.restore()
     return EXIT_FAILED if c["failed"] or c["diverged"] else EXIT_OK
 
 
 def _warn(line: str) -> None:
     print(f"a2c-sweep: warning: {line}", file=sys.stderr)
+
+
+REPORT_EVERY_S = 60
+
+
+class _LiveReport:
+    """`run --report`: RESULTS/NAME/report.html rewritten by a child process (`a2c-sweep
+    report --no-gif`) at most every REPORT_EVERY_S seconds while the sweep runs, so the driver
+    never waits for plotting and a failing report never stops a sweep; written once more,
+    with the GIF, when the sweep ends (the file is replaced atomically: an open browser tab
+    never reads half of it)."""
+
+    def __init__(self, results_dir: Path, log) -> None:
+        self.results_dir = results_dir
+        self.log = log
+        self.child: subprocess.Popen | None = None
+        self.last = -math.inf
+        self.announced = False
+
+    def _command(self, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "runner.cli", "report", str(self.results_dir), *extra]
+
+    def maybe_write(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            return  # the previous one is still drawing
+        now = time.monotonic()
+        if now - self.last < REPORT_EVERY_S or not (self.results_dir / "runs").is_dir():
+            return
+        self.last = now
+        self.child = subprocess.Popen(
+            self._command("--no-gif"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C meant for the sweep does not cut a report
+        )
+        if not self.announced:
+            self.announced = True
+            self.log(f"live report: {self.results_dir / 'report.html'} (reloads every 60 s)")
+
+    def final(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            try:
+                self.child.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+        if not (self.results_dir / "runs").is_dir():
+            return
+        done = subprocess.run(self._command(), capture_output=True, text=True, check=False)
+        line = (done.stdout or done.stderr).strip().splitlines()
+        print(line[-1] if line else f"report: exit {done.returncode}", flush=True)
 
 
 class _Display:
@@ -543,6 +605,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--max-runs", type=int, default=MAX_RUNS,
                    help=f"refuse a grid of more runs than this (default {MAX_RUNS:,})")  # fmt: skip
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="keep RESULTS/NAME/report.html up to date while the sweep runs (rewritten at "
+        f"most every {REPORT_EVERY_S} s, and once at the end; the page reloads itself)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="progress of a sweep, from disk")

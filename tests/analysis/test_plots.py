@@ -128,3 +128,74 @@ def test_save_figure_writes_png_and_svg(sweep, tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["strip.png", "strip.svg"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in paths[1].read_bytes()[:1000]
+
+
+def _ten_config_curves(tmp_path: Path):
+    """A 10-configuration sweep (5 policy_lr x 2 value_lr, 2 seeds) and its curves."""
+    from fake_results import build_results, rows_from
+
+    grid = {"policy_lr": [0.1, 0.05, 0.02, 0.01, 0.005], "value_lr": [0.01, 0.001]}
+
+    def run_fn(run):
+        lr = run.swept["policy_lr"] * (1 + run.swept["value_lr"])
+        return "done", rows_from([10 + 1000 * lr * e + run.seed for e in range(1, 9)])
+
+    results, _ = build_results(tmp_path / "results", "ten", grid, [1, 2], run_fn)
+    frame = load(results)
+    curves = aggregate.aggregate_curves(frame, points=20, n_resamples=50)
+    return frame, curves
+
+
+def test_ten_curves_keep_their_axes_and_distinct_visible_colours(tmp_path: Path) -> None:
+    """--top 10: the legend gets its own band below (the axes keep the height asked for),
+    ten colours all differ and none is too light to see on white (the old palette repeated
+    colours 9-10 and had a yellow)."""
+    from matplotlib.colors import to_rgb
+
+    frame, curves = _ten_config_curves(tmp_path)
+    configs = list(dict.fromkeys(curves["config"]))
+    assert len(configs) == plots.MAX_LINES == 10
+    with plots.style():
+        ax = plots.plot_curves(curves, frame, configs=configs, ax=plots._axes(None, (7.0, 4.0)))
+        fig = ax.figure
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        axes_box = ax.get_window_extent(renderer)
+        legend = fig.legends[-1]
+        legend_box = legend.get_window_extent(renderer)
+    assert axes_box.height / fig.dpi >= 0.75 * 4.0  # not squashed by 10 legend entries
+    assert legend_box.y1 <= axes_box.y0  # entirely below the axes: never over a curve
+    colours = [line.get_color() for line in ax.lines if line.get_linewidth() == 2.0]
+    assert len(colours) == 10 and len(set(colours)) == 10
+    for colour in colours:
+        r, g, b = to_rgb(colour)
+        assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.72, colour  # visible on white
+    # no per-seed lines beyond 3 configurations (they merged into one mass)
+    assert all(line.get_linewidth() == 2.0 for line in ax.lines)
+    with pytest.raises(ValueError, match="at most 10"):
+        plots.plot_curves(curves, configs=[*configs, configs[0]])
+
+
+def test_facets_note_is_in_the_title_not_over_the_curves(sweep) -> None:
+    frame, _, table, curves = sweep
+    axes = plots.plot_facets(curves, frame, ranking=table)
+    visible = [ax for ax in axes if ax.get_visible()]
+    assert all(not ax.texts for ax in visible)
+    assert all(
+        "done" in ax.get_title().split("\n")[0] or "failed" in ax.get_title() for ax in visible
+    )
+    width, height = axes[0].figure.get_size_inches()
+    assert width <= 6 * 2.3 + 0.5 and height <= width * 1.5  # compact, not a 2503x4643 strip
+
+
+def test_profile_reference_line_differs_from_every_configuration(sweep) -> None:
+    _, scores, table, _ = sweep
+    top = list(table["config"][:3])
+    ax = plots.plot_performance_profile(aggregate.performance_profile(scores, configs=top))
+    reference = ax.lines[-1]
+    assert reference.get_label().startswith("all configurations")
+    others = ax.lines[:-1]
+    assert all(line.get_color() != reference.get_color() for line in others)
+    assert all(line.get_linestyle() == "-" for line in others)
+    assert reference.get_linestyle() != "-"
+    assert len(ax.get_ylabel()) <= 24  # fits the axes' height

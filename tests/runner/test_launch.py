@@ -396,12 +396,17 @@ def test_run_status_relaunch_edit_and_incompatible(tmp_path: Path) -> None:
     assert "4 runs: 4 done, 0 running, 0 failed, 0 diverged, 0 pending" in st.stdout, st.stdout
     assert "epochs 16/16" in st.stdout and "best configuration" in st.stdout, st.stdout
 
-    # relaunch: nothing to train, no run file touched
+    # relaunch: nothing to train, no run file touched; --report writes the sweep's report
     runs_before = tree_snapshot(results / "e2e" / "runs")
-    again = run_cli("run", path, "--results", results)
+    again = run_cli("run", path, "--results", results, "--report")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "4 already finished, 0 to train" in again.stdout, again.stdout
     assert tree_snapshot(results / "e2e" / "runs") == runs_before
+    report = results / "e2e" / "report.html"
+    assert f"wrote {report}" in again.stdout, again.stdout
+    page = report.read_text(encoding="utf-8")
+    assert ">finished<" in page and "<dt>runs</dt><dd>4 (4 done)</dd>" in page
+    assert 'src="data:image/gif;base64,' in page  # the best run kept its policy
 
     # an edit: one more policy_lr trains only the 2 new runs
     spec["grid"]["policy_lr"].append(0.001)

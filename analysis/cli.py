@@ -197,6 +197,34 @@ def _print_table(table: Any, *, name: str, metric: str, top: int, window: float 
     Console(width=None if sys.stdout.isatty() else 160).print(rich_table)
 
 
+def cross_task_text(tasks: Any, top: int | None = None) -> str:
+    """The cross-task aggregate (:func:`analysis.aggregate.cross_task`) as Markdown."""
+    from analysis.load import format_value
+
+    params = tasks.attrs.get("params", [])
+    statistic = STAT_TEXT[tasks.attrs.get("statistic", "iqm")]
+    envs = ", ".join(tasks.attrs.get("envs", []))
+    rows = tasks if top is None else tasks.head(top)
+    lines = [
+        f"## Across tasks ({envs})",
+        "",
+        "Each run's final score is min-max normalised within its env over this sweep's done "
+        "runs (0 = the worst run on that task, 1 = the best); a configuration's "
+        f"{statistic} pools its normalised scores over the envs, with a 95% CI from a "
+        "bootstrap stratified by env (runs resampled within each env).",
+        "",
+        "| rank | " + " | ".join(params) + f" | envs | runs | normalised {statistic} | 95% CI |",
+        "|---:|" + "---|" * len(params) + "---:|---:|---:|---:|",
+    ]
+    for row in rows.itertuples(index=False):
+        r = row._asdict()
+        cells = [str(r["rank"]), *[format_value(r[p]) for p in params], str(r["n_tasks"])]
+        cells += [str(r["n_runs"]), f"{r['estimate']:.3f}"]
+        cells.append(f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _print_stopped(table: Any, limit: int = 10) -> None:
     """The configurations racing stopped, with their epoch (the table's top rows rarely
     reach them: they rank after all the others)."""
@@ -251,7 +279,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         warn(f"--metric {metric}: ranking highest first; add --minimize to rank a loss")
     name = frame.attrs.get("name", results.name)
     scores = aggregate.final_scores(frame, metric, fraction=args.window)
-    table = aggregate.ranking(scores, statistic=args.stat, minimize=args.minimize, seed=args.seed)
+    table = aggregate.ranking_by_env(
+        scores, statistic=args.stat, minimize=args.minimize, seed=args.seed
+    )
+    tasks = aggregate.cross_task(
+        scores, statistic=args.stat, minimize=args.minimize, seed=args.seed
+    )
     curves = aggregate.aggregate_curves(frame, metric, x=args.x, seed=args.seed)
 
     out_dir = results / OUTPUT_DIR
@@ -262,12 +295,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"{out_dir}: cannot write the analysis there ({exc.strerror or exc})")
     written = []
-    for file_name, data in (("ranking.csv", table), ("scores.csv", scores), ("curves.csv", curves)):
+    tables = [("ranking.csv", table), ("scores.csv", scores), ("curves.csv", curves)]
+    if not tasks.empty:
+        tables.append(("cross_task.csv", tasks))
+    for file_name, data in tables:
         path = out_dir / file_name
         _write_text(path, data.to_csv(index=False))
         written.append(path)
     path = out_dir / "ranking.md"
-    _write_text(path, ranking_markdown(table, name=name, metric=metric, window=args.window))
+    _write_text(
+        path,
+        ranking_markdown(table, name=name, metric=metric, window=args.window)
+        + (f"\n{cross_task_text(tasks)}" if not tasks.empty else ""),
+    )
     written.append(path)
     envs = sorted(set(_sweep_envs(results)))
     if args.top > plots.MAX_LINES:
@@ -315,7 +355,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if counts.get(s, 0)
     )
     print(f"{name}: {len(scores)} runs ({summary}), {len(table)} configurations")
-    _print_table(table, name=name, metric=metric, top=args.top, window=args.window)
+    if tasks.empty:
+        _print_table(table, name=name, metric=metric, top=args.top, window=args.window)
+    else:
+        for env in tasks.attrs["envs"]:
+            _print_table(
+                table[table["env"] == env].copy().__finalize__(table),
+                name=f"{name} on {env}",
+                metric=metric,
+                top=args.top,
+                window=args.window,
+            )
+        print(cross_task_text(tasks, top=args.top))
     _print_stopped(table)
     if outcomes is not None:
         print("final-score outcomes (done runs):")

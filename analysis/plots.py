@@ -778,7 +778,9 @@ def _stopped_cell(
 
 
 def heatmap_pair(params: Sequence[str]) -> tuple[str, str] | None:
-    """(x, y) for heatmaps: policy_lr x value_lr when both are swept, else the first two."""
+    """(x, y) for heatmaps: policy_lr x value_lr when both are swept, else the first two
+    other than ``env`` (a swept env gets one panel per task instead)."""
+    params = [p for p in params if p != "env"]
     if "policy_lr" in params and "value_lr" in params:
         return "policy_lr", "value_lr"
     if len(params) >= 2:
@@ -1025,6 +1027,23 @@ def save_figure(fig: Figure, stem: str | Path, dpi: float | None = None) -> list
     return paths
 
 
+def _top_configs(table: pd.DataFrame, top: int) -> tuple[list[str], bool]:
+    """The top ``top`` configurations of a ranking that racing did not stop (all stopped:
+    the best of the stopped ones), and whether racing stopped them all."""
+    candidates = aggregate.survivors(table)
+    scored = candidates[candidates["iqm"].notna()]
+    configs = (
+        list(scored["config"][:top])
+        or list(candidates["config"][:top])
+        or list(table["config"][:top])
+    )
+    return configs, candidates.empty
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
 def write_plots(
     frame: pd.DataFrame,
     scores: pd.DataFrame,
@@ -1046,7 +1065,10 @@ def write_plots(
     curves_top (top-``top`` aggregate curves, at most :data:`MAX_LINES`), facets (whole
     grid), sensitivity, heatmaps (when two or more parameters are swept), strip (per-seed
     final scores), profile (performance profile of the top-``top``). The top ``top`` are
-    taken from the configurations racing did not stop, unless it stopped them all.
+    taken from the configurations racing did not stop, unless it stopped them all. When
+    ``env`` is swept, returns of different tasks are never drawn on one axis: curves_top and
+    profile are drawn per env (``curves_top_<env>``, ``profile_<env>``) from that env's
+    ranking (``table`` from :func:`analysis.aggregate.ranking_by_env`).
 
     ``title`` replaces curves_top's title; ``size`` (width, height in inches) is the size of
     curves_top's and profile's axes area before their legend (default 7 x 4); ``name`` and
@@ -1054,47 +1076,57 @@ def write_plots(
     out_dir = Path(out_dir)
     paths: list[Path] = []
     top = min(top, MAX_LINES)
-    candidates = aggregate.survivors(table)
-    scored = candidates[candidates["iqm"].notna()]
-    top_configs = (
-        list(scored["config"][:top])
-        or list(candidates["config"][:top])
-        or list(table["config"][:top])
-    )
-    all_stopped = candidates.empty
     params = param_columns(scores)
     width, height = size or (7.0, 4.0)
-    where = " · ".join(str(t) for t in (env, name) if t)
-    where = f"{where}: " if where else ""
+    envs = aggregate.swept_envs(scores)
+    groups = [(env, "", table, scores)]
+    if envs:
+        groups = [
+            (e, f"_{_safe(e)}", table[table["env"] == e], scores[scores["env"] == e]) for e in envs
+        ]
+    stat = STAT_NAMES.get(statistic, statistic)
     with style():
-        ax = plot_curves(
-            curves,
-            frame,
-            configs=top_configs,
-            statistic=statistic,
-            metric=metric,
-            ax=_axes(None, (width, height)),
-        )
-        stat = STAT_NAMES.get(statistic, statistic)
-        what = (
-            f"top {len(top_configs)} configurations"
-            if len(top_configs) > 1
-            else "best configuration"
-        )
-        by = "by final score"
-        if all_stopped:  # racing stopped every configuration: the best of the stopped ones
-            what, by = (
-                f"every configuration stopped early; top {len(top_configs)}",
-                "by score at their rung",
+        for group_env, suffix, group_table, group_scores in groups:
+            top_configs, all_stopped = _top_configs(group_table, top)
+            where = " · ".join(str(t) for t in (group_env, name) if t)
+            where = f"{where}: " if where else ""
+            ax = plot_curves(
+                curves,
+                frame,
+                configs=top_configs,
+                statistic=statistic,
+                metric=metric,
+                ax=_axes(None, (width, height)),
             )
-        seeds = "; thin lines: individual seeds" if len(top_configs) <= 3 else ""
-        ax.set_title(
-            title
-            or f"{where}{what} {by}\n{stat} {metric_label(metric)} "
-            f"(band: 95% bootstrap CI over seeds{seeds})"
-        )
-        paths += save_figure(ax.figure, out_dir / "curves_top")
+            what = (
+                f"top {len(top_configs)} configurations"
+                if len(top_configs) > 1
+                else "best configuration"
+            )
+            by = "by final score"
+            if all_stopped:  # racing stopped every configuration: the best of the stopped
+                what, by = (
+                    f"every configuration stopped early; top {len(top_configs)}",
+                    "by score at their rung",
+                )
+            seeds = "; thin lines: individual seeds" if len(top_configs) <= 3 else ""
+            ax.set_title(
+                title
+                or f"{where}{what} {by}\n{stat} {metric_label(metric)} "
+                f"(band: 95% bootstrap CI over seeds{seeds})"
+            )
+            paths += save_figure(ax.figure, out_dir / f"curves_top{suffix}")
 
+            profile = aggregate.performance_profile(group_scores, configs=top_configs, seed=seed)
+            ax = plot_performance_profile(
+                profile, metric=metric, scores=group_scores, ax=_axes(None, (width, height))
+            )
+            if group_env and envs:
+                ax.set_title(f"{group_env}: {ax.get_title()}")
+            paths += save_figure(ax.figure, out_dir / f"profile{suffix}")
+
+        where = " · ".join(str(t) for t in (env, name) if t)
+        where = f"{where}: " if where else ""
         axes = plot_facets(
             curves, frame, ranking=table, statistic=statistic, metric=metric, heading=where
         )
@@ -1111,10 +1143,4 @@ def write_plots(
 
         ax = plot_strip(scores, order=list(table["config"]), statistic=statistic, seed=seed)
         paths += save_figure(ax.figure, out_dir / "strip")
-
-        profile = aggregate.performance_profile(scores, configs=top_configs, seed=seed)
-        ax = plot_performance_profile(
-            profile, metric=metric, scores=scores, ax=_axes(None, (width, height))
-        )
-        paths += save_figure(ax.figure, out_dir / "profile")
     return paths

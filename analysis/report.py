@@ -326,7 +326,7 @@ def build_report(
 
     # ---------------------------------------------------------------- ranking
     scores = aggregate.final_scores(frame, metric, fraction=options.window)
-    table = aggregate.ranking(
+    table = aggregate.ranking_by_env(
         scores,
         statistic=options.statistic,
         minimize=options.minimize,
@@ -354,40 +354,59 @@ def build_report(
         f"<p>{_e(definition)}</p>" + _table(shown, left=params, scroll=len(shown) > 15),
     )
 
+    tasks = aggregate.cross_task(
+        scores, statistic=options.statistic, minimize=options.minimize, seed=options.seed
+    )
+    if not tasks.empty:
+        from analysis.cli import cross_task_text
+
+        text = cross_task_text(tasks).split("\n\n")[1]
+        shown_tasks = tasks.drop(columns=["config"]).copy()
+        for p in tasks.attrs["params"]:
+            shown_tasks[p] = [format_value(v) for v in shown_tasks[p]]
+        section(
+            "tasks",
+            "Across tasks",
+            f"<p>{_e(text)}</p>" + _table(shown_tasks, left=tasks.attrs["params"]),
+        )
+
     # ---------------------------------------------------------------- figures
     curves = aggregate.aggregate_curves(
         frame, metric, x=options.x, seed=options.seed, n_resamples=500
     )
     top = min(options.top, plots.MAX_LINES)
-    candidates = aggregate.survivors(table)
-    scored = candidates[candidates["iqm"].notna()]
-    top_configs = list(scored["config"][:top]) or list(table["config"][:top])
     width, height = options.size or (7.0, 4.0)
     stat = plots.STAT_NAMES.get(options.statistic, options.statistic)
-    where = " · ".join(t for t in (", ".join(envs), name) if t)
+    swept = aggregate.swept_envs(scores)
+    groups = [(e, table[table["env"] == e]) for e in swept] or [(", ".join(envs), table)]
     with plots.style():
-        ax = plots.plot_curves(
-            curves,
-            frame,
-            configs=top_configs,
-            statistic=options.statistic,
-            metric=metric,
-            ax=plots._axes(None, (width, height)),
-        )
-        if options.title:
-            ax.set_title(options.title)
-        else:
-            ax.set_title(f"{where}: top {len(top_configs)} by final score\n{ax.get_title()}")
-        figures = [
-            _figure(
-                _png(ax.figure),
-                f"{stat} of {plots.metric_label(metric)} over seeds with its 95% bootstrap "
-                f"band, top {len(top_configs)} configurations.",
-                "curves",
+        figures = []
+        for group_env, group_table in groups:
+            top_configs, _ = plots._top_configs(group_table, top)
+            ax = plots.plot_curves(
+                curves,
+                frame,
+                configs=top_configs,
+                statistic=options.statistic,
+                metric=metric,
+                ax=plots._axes(None, (width, height)),
             )
-        ]
+            where = " · ".join(t for t in (group_env, name) if t)
+            if options.title:
+                ax.set_title(options.title)
+            else:
+                ax.set_title(f"{where}: top {len(top_configs)} by final score\n{ax.get_title()}")
+            figures.append(
+                _figure(
+                    _png(ax.figure),
+                    f"{group_env}: {stat} of {plots.metric_label(metric)} over seeds with its "
+                    f"95% bootstrap band, top {len(top_configs)} configurations.",
+                )
+            )
+        top_configs, _ = plots._top_configs(groups[0][1], top)
+        profile_scores = scores[scores["env"] == groups[0][0]] if swept else scores
         nav.append(("curves", "Learning curves"))
-        parts.append('<h2 id="curves">Learning curves</h2>' + figures[0])
+        parts.append('<h2 id="curves">Learning curves</h2>' + "".join(figures))
 
         if plots.heatmap_pair(params) is not None:
             axes = plots.plot_heatmaps(
@@ -426,14 +445,17 @@ def build_report(
             "Final score per seed",
             _figure(_png(ax.figure), "One dot per done seed; the bar is the statistic."),
         )
-        profile = aggregate.performance_profile(scores, configs=top_configs, seed=options.seed)
-        ax = plots.plot_performance_profile(
-            profile, metric=metric, scores=scores, ax=plots._axes(None, (width, height))
+        profile = aggregate.performance_profile(
+            profile_scores, configs=top_configs, seed=options.seed
         )
+        ax = plots.plot_performance_profile(
+            profile, metric=metric, scores=profile_scores, ax=plots._axes(None, (width, height))
+        )
+        on = f" on {groups[0][0]}" if swept else ""
         section(
             "profile",
             "Performance profile",
-            _figure(_png(ax.figure), "Fraction of done runs whose final score exceeds τ."),
+            _figure(_png(ax.figure), f"Fraction of done runs{on} whose final score exceeds τ."),
         )
         edges = options.bins if options.bins is not None else _bin_edges_or_none(results)
         if edges:

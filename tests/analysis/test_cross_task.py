@@ -1,0 +1,131 @@
+"""A sweep over several envs (env as a grid key): rankings per env, never one across tasks,
+and the normalised cross-task aggregate (per-env min-max, bootstrap stratified by env)
+checked against a computation written independently here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fake_results import build_results, rows_from
+
+from analysis import aggregate, cli
+from analysis.load import load
+
+pytestmark = pytest.mark.timeout(120)
+
+ENVS = ("CartPole-v1", "Acrobot-v1")
+
+
+@pytest.fixture(scope="module")
+def two_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 envs on different scales x 3 policy_lr x 4 seeds; the best policy_lr differs by env
+    only in size of the effect: 0.1 best on both."""
+    grid = {"env": list(ENVS), "policy_lr": [0.1, 0.03, 0.01]}
+
+    def run_fn(run):
+        rng = np.random.default_rng(run.seed * 101 + int(run.swept["policy_lr"] * 1000))
+        skill = {0.1: 1.0, 0.03: 0.6, 0.01: 0.2}[run.swept["policy_lr"]] + rng.normal(0, 0.1)
+        if run.swept["env"] == "CartPole-v1":
+            final = 20 + 480 * skill
+        else:
+            final = -500 + 420 * skill  # Acrobot: -500 (never) .. -80
+        return "done", rows_from([final * e / 10 for e in range(1, 11)])
+
+    results, _ = build_results(
+        tmp_path_factory.mktemp("tasks") / "results", "tasks", grid, [1, 2, 3, 4], run_fn
+    )
+    return results
+
+
+def by_hand(scores: pd.DataFrame, rng_seed: int = 0, n: int = 2000):
+    """Min-max per env, pool per policy_lr, IQM; stratified bootstrap with plain loops."""
+    done = scores[scores["state"] == "done"].copy()
+    for env in ENVS:
+        at = done["env"] == env
+        low, high = done.loc[at, "final_score"].min(), done.loc[at, "final_score"].max()
+        done.loc[at, "norm"] = (done.loc[at, "final_score"] - low) / (high - low)
+
+    def iqm(x):
+        x = np.sort(np.asarray(x))
+        k = len(x) // 4  # 8 runs: drop 2 at each end (trim_mean with 0.25)
+        return x[k : len(x) - k].mean()
+
+    out = {}
+    for lr in (0.1, 0.03, 0.01):
+        groups = [
+            done[(done["policy_lr"] == lr) & (done["env"] == e)]["norm"].to_numpy() for e in ENVS
+        ]
+        out[lr] = iqm(np.concatenate(groups))
+    return out
+
+
+def test_rankings_stay_per_env_and_cross_task_aggregate(two_tasks: Path, capsys) -> None:
+    frame = load(two_tasks)
+    scores = aggregate.final_scores(frame)
+    table = aggregate.ranking_by_env(scores, n_resamples=200)
+    for env in ENVS:
+        ranked = table[table["env"] == env]
+        assert list(ranked["rank"]) == [1, 2, 3]  # ranked within the env
+        assert list(ranked["policy_lr"]) == [0.1, 0.03, 0.01]
+        assert np.isnan(ranked["p_beats_next"].iloc[-1])  # never compared across envs
+    tasks = aggregate.cross_task(scores, n_resamples=500)
+    expected = by_hand(scores)
+    assert list(tasks["policy_lr"]) == [0.1, 0.03, 0.01]
+    assert list(tasks["n_tasks"]) == [2, 2, 2] and list(tasks["n_runs"]) == [8, 8, 8]
+    for row in tasks.itertuples():
+        assert row.estimate == pytest.approx(expected[row.policy_lr], abs=1e-12)
+        assert 0.0 <= row.ci_low <= row.estimate <= row.ci_high <= 1.0
+
+
+def test_stratified_interval_against_a_loop(two_tasks: Path) -> None:
+    """The stratified bootstrap keeps each env's share of runs: a loop that resamples within
+    each env (same Generator draws, in the documented order) gives the same bounds."""
+    scores = aggregate.final_scores(load(two_tasks))
+    tasks = aggregate.cross_task(scores, n_resamples=300, seed=7)
+    done = scores[scores["state"] == "done"].copy()
+    for env in ENVS:
+        at = done["env"] == env
+        low, high = done.loc[at, "final_score"].min(), done.loc[at, "final_score"].max()
+        done.loc[at, "norm"] = (done.loc[at, "final_score"] - low) / (high - low)
+    rng = np.random.default_rng(7)
+    from scipy.stats import trim_mean
+
+    for lr in (0.1, 0.03, 0.01):  # groups in order of first appearance in the frame
+        per_env = [
+            done[(done["policy_lr"] == lr) & (done["env"] == e)]["norm"].to_numpy()
+            for e in dict.fromkeys(done["env"])
+        ]
+        draws = [rng.integers(0, len(x), size=(300, len(x))) for x in per_env]
+        stats = [
+            trim_mean(np.concatenate([x[d[b]] for x, d in zip(per_env, draws, strict=True)]), 0.25)
+            for b in range(300)
+        ]
+        low, high = np.quantile(stats, [0.025, 0.975])
+        row = tasks[tasks["policy_lr"] == lr].iloc[0]
+        assert (row.ci_low, row.ci_high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_analyze_and_report_keep_tasks_apart(two_tasks: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(two_tasks, copy)
+    assert cli.main(["analyze", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "on CartPole-v1: top 3" in out and "on Acrobot-v1: top 3" in out
+    assert "## Across tasks (CartPole-v1, Acrobot-v1)" in out
+    analysis = copy / "analysis"
+    for env in ENVS:
+        assert (analysis / f"curves_top_{env}.png").stat().st_size > 0
+        assert (analysis / f"profile_{env}.png").stat().st_size > 0
+    assert not (analysis / "curves_top.png").exists()  # no plot mixes the tasks' returns
+    tasks = pd.read_csv(analysis / "cross_task.csv")
+    assert list(tasks["policy_lr"]) == [0.1, 0.03, 0.01]
+    assert "min-max normalised within its env" in (analysis / "ranking.md").read_text()
+    assert cli.main(["report", str(copy), "--no-gif"]) == 0
+    page = (copy / "report.html").read_text()
+    assert '<h2 id="tasks">Across tasks</h2>' in page
+    assert page.count("band, top 3 configurations.") == 2  # one curve figure per env

@@ -14,7 +14,8 @@ $A run sweeps/cartpole_v0_grid_race.yaml --results /tmp/race
 cp -r /tmp/race/cartpole-v0-grid-race $R/ && find $R/cartpole-v0-grid-race -name '*.pt' -delete
 $A run sweeps/swingup.yaml --results $R                   # 2. the article's swing-up, 16 seeds
 $A run sweeps/swingup_grid.yaml --results $R              # 3. coarse grid around it, 5 seeds
-$A refine $R/swingup-grid -o sweeps/swingup_fine.yaml --top 1 --points 3 --seeds 16
+# sweeps/swingup_fine.yaml came from `$A refine $R/swingup-grid -o sweeps/swingup_fine.yaml --top 1 --points 3 --seeds 16`
+# with refine's first (median-based) rule; today's rule keeps all three parameters (docs/results.md, 3)
 $A run sweeps/swingup_fine.yaml --results $R              #    and the finer grid it proposes
 
 for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined; do
@@ -23,3 +24,4 @@ done
 .venv/bin/python results/reference/make_policies.py                # the best runs' policies (gif --best)
 $A gif --best $R/cartpole-v0-grid -o docs/cartpole_best.gif --deterministic
 $A gif --best $R/swingup -o docs/swingup_best.gif --deterministic
+$A report $R/cartpole-v0-grid -o docs/cartpole-v0-grid-report.html   # the offline report

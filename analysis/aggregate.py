@@ -576,12 +576,14 @@ def performance_profile(
     scores: pd.DataFrame,
     *,
     configs: Sequence[str] | None = None,
+    below: bool = False,
     taus: Sequence[float] | np.ndarray | None = None,
     seed: int = 0,
     n_resamples: int = 2000,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """Fraction of done runs whose final score exceeds each threshold tau, per configuration.
+    """Fraction of done runs whose final score exceeds each threshold tau (is below it, with
+    ``below``: a loss), per configuration.
 
     ``configs`` selects configurations (default all) and adds an ``"all configurations"``
     curve pooling every done run. ``taus`` defaults to 201 values over the range of the
@@ -606,7 +608,10 @@ def performance_profile(
         groups.append(("all configurations", all_scores))
     pieces = []
     for config, x in groups:
-        above = (x[:, None] > taus[None, :]).astype(float)  # [R, taus]
+        if below:  # a loss: the fraction of runs scoring below tau
+            above = (x[:, None] < taus[None, :]).astype(float)
+        else:
+            above = (x[:, None] > taus[None, :]).astype(float)  # [R, taus]
         fraction = above.mean(axis=0) if x.size else np.full(taus.size, np.nan)
         low, high = _bootstrap(above, _mean, rng, n_resamples, confidence)
         pieces.append(
@@ -621,7 +626,9 @@ def performance_profile(
                 }
             )
         )
-    return pd.concat(pieces, ignore_index=True)
+    out = pd.concat(pieces, ignore_index=True)
+    out.attrs["below"] = below
+    return out
 
 
 def solved_epochs(

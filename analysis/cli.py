@@ -100,7 +100,7 @@ def ranking_markdown(
         "diverged",
         "failed",
         *(["stopped", "stopped at epoch"] if stopped else []),
-        "P(> next)",
+        "P(< next)" if minimize else "P(> next)",
     ]
     solved = "solved_epoch" in table.columns
     if solved:
@@ -177,7 +177,8 @@ def _print_table(table: Any, *, name: str, metric: str, top: int, window: float 
     rich_table.add_column(f"seeds done/div/fail/{'stop/' * stopped}run", justify="right")
     if stopped_shown:
         rich_table.add_column("stopped at epoch", justify="right")
-    rich_table.add_column("P(> next)", justify="right")
+    better = "<" if table.attrs.get("minimize") else ">"
+    rich_table.add_column(f"P({better} next)", justify="right")
     for row in shown.itertuples(index=False):
         r = row._asdict()
         unfinished = r["n_running"] + r["n_pending"]
@@ -332,6 +333,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         env=", ".join(envs) if envs else None,
     )
     threshold = _threshold(args.threshold, results)
+    if args.threshold is None and (args.minimize or not metric.startswith("return")):
+        threshold = None  # the env's reward threshold is about returns, not this metric
     if threshold is not None:
         solved = aggregate.solved_epochs(frame, threshold, metric)
         attrs = dict(table.attrs)  # merge drops attrs (the params list)
@@ -454,6 +457,19 @@ def cmd_refine(args: argparse.Namespace) -> int:
     for key, values in refinement.grid.items():
         print(f"  grid.{key}: {', '.join(str(v) for v in values)}")
     configs = math.prod(len(v) for v in refinement.grid.values())
+    try:
+        import yaml
+
+        old = yaml.safe_load((Path(args.results_dir) / "sweep.yaml").read_text()) or {}
+        before = math.prod(len(v) for v in (old.get("grid") or {}).values())
+    except Exception:  # noqa: BLE001 - the comparison is a courtesy, never a failure
+        before = 0
+    if before and configs >= 5 * before:
+        warn(
+            f"the refined grid has {configs} configurations, {configs / before:.0f}x the "
+            f"{before} of the sweep it refines (which parameters were kept and why: the header); "
+            "fewer --points or --top, or --seeds, make it smaller"
+        )
     print(
         f"wrote {path}: {configs} configurations, {refinement.num_runs} runs "
         f"(name {refinement.spec['name']!r}); start it with: a2c-sweep run {path}"

@@ -286,7 +286,8 @@ def plot_curves(
     labels, shared = _short_labels(curves, configs)
     stopped = aggregate.stopped_configs(frame) if frame is not None else {}
     seeds = len(configs) <= 3 if seeds is None else seeds
-    band_alpha = 0.22 if len(configs) <= 3 else 0.12 if len(configs) <= 5 else 0.06
+    band_alpha = 0.22 if len(configs) <= 3 else 0.14
+    banded = len(configs) if len(configs) <= 5 else 3  # more bands merge into one mass
     for i, (config, label) in enumerate(zip(configs, labels, strict=True)):
         color = PALETTE[i]
         if frame is not None and seeds:
@@ -294,14 +295,16 @@ def plot_curves(
         c = curves[curves["config"] == config]
         if c.empty:
             continue
-        x = _ci_band(ax, c, statistic, color, zorder=2, alpha=band_alpha, x_col=x_col)
+        x = c[x_col].to_numpy(dtype=float)
+        if i < banded:
+            _ci_band(ax, c, statistic, color, zorder=2, alpha=band_alpha, x_col=x_col)
         n = int(c["n_runs"].max())
         ax.plot(
             x,
             c[statistic],
             color=color,
             linewidth=2.0,
-            zorder=3,
+            zorder=3 + (len(configs) - i) / 100,  # the best on top
             label=f"{label} ({n} seeds{_stopped_text(stopped, config)})",
         )
     ax.set_xlabel(x_label(x_col))
@@ -311,10 +314,9 @@ def plot_curves(
     ax.set_xlim(left=0)
     name = STAT_NAMES.get(statistic, statistic)
     thin = "; thin lines: individual seeds" if seeds and frame is not None else ""
-    ax.set_title(
-        title
-        or f"{name} {metric_label(metric)} over seeds\n(band: {confidence:.0%} bootstrap CI{thin})"
-    )
+    which = "" if banded == len(configs) else f" of the top {banded}"
+    what = f"{name} {metric_label(metric)} over seeds (band{which}: {confidence:.0%} bootstrap CI{thin})"
+    ax.set_title(f"{title}\n{what}" if title else what)  # a title never hides the statistic
     if configs:
         legend_below(ax, title=f"configuration (all: {shared})" if shared else "configuration")
     return ax
@@ -659,11 +661,18 @@ def _luminance(rgba: Sequence[float]) -> float:
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
+def _short(value: float) -> str:
+    """3 significant digits, never in exponent form below 10^6 (4190, not 4.19e+03)."""
+    if abs(value) >= 1000 and abs(value) < 1e6:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
 def _cell_text(estimate: float, low: float, high: float, n: int) -> str:
     """``"91\n[-28, 330]\nn=5"``: the estimate, its CI and the number of done runs."""
     if n <= 1:
-        return f"{estimate:.3g}\nn={n}"
-    return f"{estimate:.3g}\n[{low:.3g}, {high:.3g}]\nn={n}"
+        return f"{_short(estimate)}\nn={n}"
+    return f"{_short(estimate)}\n[{_short(low)}, {_short(high)}]\nn={n}"
 
 
 def plot_heatmap(
@@ -958,6 +967,7 @@ def plot_performance_profile(
             where="post",
             color=color,
             linewidth=1.8,
+            zorder=3 + (len(configs) - i) / 100,  # the best on top
             label=f"{label} ({runs} runs{_stopped_text(stopped, config)})",
         )
     pooled = profile[profile["config"] == "all configurations"]
@@ -982,11 +992,12 @@ def plot_performance_profile(
             zorder=1,
             label=label,
         )
+    below = bool(profile.attrs.get("below"))
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(f"threshold τ on the final score ({metric_label(metric)})")
-    ax.set_ylabel("fraction of runs > τ")
+    ax.set_ylabel(f"fraction of runs {'<' if below else '>'} τ")
     ax.set_title(
-        "Performance profile: fraction of done runs scoring above τ"
+        f"Performance profile: fraction of done runs scoring {'below' if below else 'above'} τ"
         + ("\n(band: 95% bootstrap CI over runs)" if banded else "")
     )
     if configs or not pooled.empty:
@@ -1038,6 +1049,12 @@ def _top_configs(table: pd.DataFrame, top: int) -> tuple[list[str], bool]:
         or list(table["config"][:top])
     )
     return configs, candidates.empty
+
+
+def _prefix_title(fig: Figure, prefix: str) -> None:
+    """Put ``prefix`` (env and sweep) in front of a figure's suptitle."""
+    if prefix and fig.get_suptitle():
+        fig.suptitle(prefix + fig.get_suptitle())
 
 
 def _safe(text: str) -> str:
@@ -1117,12 +1134,13 @@ def write_plots(
             )
             paths += save_figure(ax.figure, out_dir / f"curves_top{suffix}")
 
-            profile = aggregate.performance_profile(group_scores, configs=top_configs, seed=seed)
+            profile = aggregate.performance_profile(
+                group_scores, configs=top_configs, below=minimize, seed=seed
+            )
             ax = plot_performance_profile(
                 profile, metric=metric, scores=group_scores, ax=_axes(None, (width, height))
             )
-            if group_env and envs:
-                ax.set_title(f"{group_env}: {ax.get_title()}")
+            ax.set_title(f"{where}{ax.get_title()}")
             paths += save_figure(ax.figure, out_dir / f"profile{suffix}")
 
         where = " · ".join(str(t) for t in (env, name) if t)
@@ -1136,11 +1154,14 @@ def write_plots(
             axes = plot_sensitivity_grid(
                 scores, statistic=statistic, minimize=minimize, seed=seed, metric=metric
             )
+            _prefix_title(axes[0].figure, where)
             paths += save_figure(axes[0].figure, out_dir / "sensitivity")
         if heatmap_pair(params) is not None:
             axes = plot_heatmaps(scores, statistic=statistic, minimize=minimize, seed=seed)
+            _prefix_title(axes[0].figure, where)
             paths += save_figure(axes[0].figure, out_dir / "heatmaps")
 
         ax = plot_strip(scores, order=list(table["config"]), statistic=statistic, seed=seed)
+        ax.set_title(f"{where}{ax.get_title()}")
         paths += save_figure(ax.figure, out_dir / "strip")
     return paths

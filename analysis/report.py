@@ -155,10 +155,14 @@ def _recorded_versions(results: Path, run_ids: Sequence[str]) -> dict[str, str]:
 
 
 def _wall(frame: Any, results: Path) -> tuple[float, str]:
-    """(training seconds summed over runs, the span of status.json update times)."""
+    """(the longest run's training seconds, the last status.json update time). Runs of one
+    pack train together and each records the pack's time, so a sum over runs would count
+    the same seconds many times; the sweep took at least its longest run."""
     import pandas as pd
 
-    total = float(pd.to_numeric(frame["wall_s"], errors="coerce").fillna(0).sum())
+    wall = pd.to_numeric(frame["wall_s"], errors="coerce").fillna(0)
+    per_run = wall.groupby(frame["run_id"]).sum()
+    total = float(per_run.max()) if len(per_run) else 0.0
     stamps = []
     for run_id in frame["run_id"].unique():
         try:
@@ -170,6 +174,27 @@ def _wall(frame: Any, results: Path) -> tuple[float, str]:
     return total, span
 
 
+def _latest(frame: Any, metric: str, params: Sequence[str]) -> Any:
+    """Per configuration: runs, epochs recorded (most advanced run) and the median over its
+    runs of ``metric`` at their last recorded epoch; highest first."""
+    import pandas as pd
+
+    from analysis.load import format_value
+
+    rows = frame[frame["epoch"].notna()].sort_values("epoch").groupby("run_id").tail(1)
+    rows = rows[pd.to_numeric(rows[metric], errors="coerce").notna()]
+    table = rows.groupby("config", sort=False).agg(
+        runs=("run_id", "nunique"), epochs=("epoch", "max"), latest=(metric, "median")
+    )
+    first = frame.drop_duplicates("config").set_index("config")
+    out = table.reset_index()
+    for p in params:
+        out[p] = [format_value(first.loc[c, p]) for c in out["config"]]
+    out["epochs"] = out["epochs"].astype(int)
+    out = out[[*params, "config", "runs", "epochs", "latest"]]
+    return out.sort_values("latest", ascending=False, kind="stable").reset_index(drop=True)
+
+
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -178,7 +203,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def _commands(results: Path, options: ReportOptions, out: Path) -> str:
+def _commands(results: Path, options: ReportOptions, out: Path, gif: bool = False) -> str:
     root, name = results.parent, results.name
     spec = results / "sweep.yaml"
     flags = []
@@ -207,9 +232,12 @@ def _commands(results: Path, options: ReportOptions, out: Path) -> str:
         f"a2c-sweep analyze {q(str(results))}{extra}",
         "# this report",
         f"a2c-sweep report {q(str(results))}{extra} -o {q(str(out))}",
-        "# the best agent as a GIF",
-        f"a2c-sweep gif --best {q(str(results))} -o {q(name + '_best.gif')}",
     ]
+    if gif:  # only when the best run kept its policy (gif --best needs it)
+        lines += [
+            "# the best agent as a GIF",
+            f"a2c-sweep gif --best {q(str(results))} -o {q(name + '_best.gif')}",
+        ]
     return "<pre>" + _e("\n".join(lines)) + "</pre>"
 
 
@@ -297,7 +325,11 @@ def build_report(
         ("runs", f"{len(runs)} ({states or 'none yet'})"),
         ("configurations", str(frame["config"].nunique())),
         ("swept", ", ".join(params) or "nothing (one configuration)"),
-        ("training time", f"{_duration(train_s)} summed over runs" + (f"; {span}" if span else "")),
+        (
+            "training time",
+            f"{_duration(train_s)} for the longest run (runs train in packs, in parallel: the "
+            "sweep took at least this)" + (f"; {span}" if span else ""),
+        ),
         ("recorded with", ", ".join(f"{k} {v}" for k, v in versions.items()) or "-"),
         ("report written", f"{now} on {_machine()}, Python {platform.python_version()}"),
     ]
@@ -334,25 +366,51 @@ def build_report(
         n_resamples=options.n_resamples,
     )
     threshold = _threshold(options.threshold, results)
-    if threshold is not None and not options.minimize:
+    if options.threshold is None and (options.minimize or not metric.startswith("return")):
+        threshold = None  # the env's reward threshold is about returns, not this metric
+    if threshold is not None:
         solved = aggregate.solved_epochs(frame, threshold, metric)
         attrs = dict(table.attrs)
         table = table.merge(solved, on="config", how="left")
         table.attrs.update(attrs, threshold=threshold)
     md = ranking_markdown(table, name=name, metric=metric, window=options.window)
     definition = md.split("\n\n")[1]
+    better = "<" if options.minimize else ">"
     shown = table.drop(columns=["config", "std"]).rename(
-        columns={"p_beats_next": "P(> next)", "ci_low": "CI low", "ci_high": "CI high"}
+        columns={
+            "p_beats_next": f"P({better} next)",
+            "ci_low": "CI low",
+            "ci_high": "CI high",
+            "solved_epoch": f"median >= {threshold:g} at epoch" if threshold is not None else "",
+        }
     )
     if "stopped_at" in shown and shown["stopped_at"].isna().all():
         shown = shown.drop(columns=["stopped_at", "n_stopped"])
     for p in params:
         shown[p] = [format_value(v) for v in shown[p]]
-    section(
-        "ranking",
-        "Ranking",
-        f"<p>{_e(definition)}</p>" + _table(shown, left=params, scroll=len(shown) > 15),
-    )
+    done = scores[(scores["state"] == "done") & np.isfinite(scores["final_score"].astype(float))]
+    finished = not done.empty
+    if finished:
+        section(
+            "ranking",
+            "Ranking",
+            f"<p>{_e(definition)}</p>" + _table(shown, left=params, scroll=len(shown) > 15),
+        )
+    else:  # an overnight sweep's first hours: progress, not an empty ranking
+        latest = _latest(frame, metric, params)
+        section(
+            "ranking",
+            "Ranking",
+            f'<p class="note">No run has finished yet, so nothing is ranked: the ranking and '
+            "the final-score plots (heatmaps, sensitivity, per-seed scores, profile) appear "
+            f"with the first finished runs. Meanwhile, each configuration's latest "
+            f"{_e(metric)} (median over its runs' last recorded epoch), highest first:</p>"
+            + _table(
+                latest.drop(columns="config") if params else latest,
+                left=[*params, "config"],
+                scroll=len(latest) > 15,
+            ),
+        )
 
     tasks = aggregate.cross_task(
         scores, statistic=options.statistic, minimize=options.minimize, seed=options.seed
@@ -383,19 +441,20 @@ def build_report(
         figures = []
         for group_env, group_table in groups:
             top_configs, _ = plots._top_configs(group_table, top)
+            what = f"top {len(top_configs)} by final score"
+            if not finished:
+                at = latest if not swept else latest[latest["env"] == format_value(group_env)]
+                top_configs, what = list(at["config"][:top]), "learning so far (no run finished)"
+            where = " · ".join(t for t in (group_env, name) if t)
             ax = plots.plot_curves(
                 curves,
                 frame,
                 configs=top_configs,
                 statistic=options.statistic,
                 metric=metric,
+                title=options.title or f"{where}: {what}",
                 ax=plots._axes(None, (width, height)),
             )
-            where = " · ".join(t for t in (group_env, name) if t)
-            if options.title:
-                ax.set_title(options.title)
-            else:
-                ax.set_title(f"{where}: top {len(top_configs)} by final score\n{ax.get_title()}")
             figures.append(
                 _figure(
                     _png(ax.figure),
@@ -408,7 +467,7 @@ def build_report(
         nav.append(("curves", "Learning curves"))
         parts.append('<h2 id="curves">Learning curves</h2>' + "".join(figures))
 
-        if plots.heatmap_pair(params) is not None:
+        if finished and plots.heatmap_pair(params) is not None:
             axes = plots.plot_heatmaps(
                 scores, statistic=options.statistic, minimize=options.minimize, seed=options.seed
             )
@@ -421,7 +480,7 @@ def build_report(
                     "parameters not on the axes are marginalised.",
                 ),
             )
-        if params:
+        if finished and params:
             axes = plots.plot_sensitivity_grid(
                 scores,
                 statistic=options.statistic,
@@ -437,35 +496,40 @@ def build_report(
                     "Final score against each swept parameter, the others marginalised.",
                 ),
             )
-        ax = plots.plot_strip(
-            scores, order=list(table["config"]), statistic=options.statistic, seed=options.seed
-        )
-        section(
-            "seeds",
-            "Final score per seed",
-            _figure(_png(ax.figure), "One dot per done seed; the bar is the statistic."),
-        )
-        profile = aggregate.performance_profile(
-            profile_scores, configs=top_configs, seed=options.seed
-        )
-        ax = plots.plot_performance_profile(
-            profile, metric=metric, scores=profile_scores, ax=plots._axes(None, (width, height))
-        )
-        on = f" on {groups[0][0]}" if swept else ""
-        section(
-            "profile",
-            "Performance profile",
-            _figure(_png(ax.figure), f"Fraction of done runs{on} whose final score exceeds τ."),
-        )
-        edges = options.bins if options.bins is not None else _bin_edges_or_none(results)
-        if edges:
-            outcomes = aggregate.outcome_bins(scores, edges)
-            section(
-                "outcomes",
-                "Outcome bins",
-                "<p>Done runs counted by final score.</p>"
-                + _table(outcomes, left=["config"], scroll=len(outcomes) > 15),
+        if finished:
+            ax = plots.plot_strip(
+                scores, order=list(table["config"]), statistic=options.statistic, seed=options.seed
             )
+            section(
+                "seeds",
+                "Final score per seed",
+                _figure(_png(ax.figure), "One dot per done seed; the bar is the statistic."),
+            )
+            profile = aggregate.performance_profile(
+                profile_scores, configs=top_configs, below=options.minimize, seed=options.seed
+            )
+            ax = plots.plot_performance_profile(
+                profile, metric=metric, scores=profile_scores, ax=plots._axes(None, (width, height))
+            )
+            on = f" on {groups[0][0]}" if swept else ""
+            section(
+                "profile",
+                "Performance profile",
+                _figure(
+                    _png(ax.figure),
+                    f"Fraction of done runs{on} whose final score "
+                    f"{'is below' if options.minimize else 'exceeds'} τ.",
+                ),
+            )
+            edges = options.bins if options.bins is not None else _bin_edges_or_none(results)
+            if edges:
+                outcomes = aggregate.outcome_bins(scores, edges)
+                section(
+                    "outcomes",
+                    "Outcome bins",
+                    "<p>Done runs counted by final score.</p>"
+                    + _table(outcomes, left=["config"], scroll=len(outcomes) > 15),
+                )
         axes = plots.plot_facets(
             curves, frame, ranking=table, statistic=options.statistic, metric=metric
         )
@@ -515,7 +579,8 @@ def _page(
     out: Path,
 ) -> str:
     nav.append(("reproduce", "Reproduce"))
-    parts.append('<h2 id="reproduce">Reproduce</h2>' + _commands(results, options, out))
+    has_gif = any(a == "agent" for a, _ in nav)
+    parts.append('<h2 id="reproduce">Reproduce</h2>' + _commands(results, options, out, has_gif))
     refresh = f'<meta http-equiv="refresh" content="{REFRESH_S}">' if unfinished else ""
     badge = (
         f'<span class="badge live">in progress: {unfinished} runs unfinished; this page '

@@ -229,3 +229,34 @@ def test_analyze_bad_view_options_exit_2(sweep: Path, capsys, argv, message) -> 
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
     assert not (sweep / "analysis").exists()
+
+
+def test_report_before_any_run_finishes_shows_progress(sweep: Path, tmp_path: Path) -> None:
+    """An overnight sweep's first hours: no empty ranking or empty plots, but the latest
+    return of each configuration and the learning curves so far."""
+    import json
+
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    for status in (copy / "runs").glob("*/status.json"):
+        data = json.loads(status.read_text())
+        if data["state"] == "done":
+            data["state"] = "running"
+        status.write_text(json.dumps(data))
+    assert cli.main(["report", str(copy), "--no-gif"]) == 0
+    page = (copy / "report.html").read_text(encoding="utf-8")
+    assert "No run has finished yet, so nothing is ranked" in page
+    assert sections(page) == ["summary", "ranking", "curves", "facets", "runs", "reproduce"]
+    assert 'http-equiv="refresh"' in page
+    assert "gif --best" not in page  # no best run, no command that would fail
+
+
+def test_report_training_time_is_not_a_sum_over_packed_runs(sweep: Path, tmp_path: Path):
+    from analysis.load import load
+
+    out = tmp_path / "r.html"
+    assert cli.main(["report", str(sweep), "-o", str(out), "--no-gif"]) == 0
+    frame = load(sweep)
+    longest = frame.groupby("run_id")["wall_s"].sum().max()
+    page = out.read_text(encoding="utf-8")
+    assert "for the longest run" in page and f"{longest:.0f} s" in page

@@ -30,6 +30,16 @@ def warn(message: str) -> None:
     print(f"a2c-sweep: warning: {message}", file=sys.stderr)
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -51,9 +61,14 @@ def _fmt(value: Any) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
+    """Write through a temp file beside ``path`` and a rename (removed on any failure)."""
     tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------- tables
@@ -256,7 +271,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")  # files only, no window
 
-    from analysis import aggregate, plots
+    from analysis import aggregate
     from analysis.load import AnalysisError, load, row_problems
 
     results = Path(args.results_dir)
@@ -295,6 +310,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             raise NotADirectoryError(20, "not a directory", str(out_dir))
     except OSError as exc:
         return fail(f"{out_dir}: cannot write the analysis there ({exc.strerror or exc})")
+    try:
+        return _write_analysis(
+            args, results, out_dir, frame, scores, table, tasks, curves, name, metric, edges
+        )
+    except (OSError, UnicodeError) as exc:
+        message = getattr(exc, "strerror", None) or exc
+        return fail(f"{out_dir}: cannot write the analysis there ({message})")
+
+
+def _write_analysis(
+    args, results, out_dir, frame, scores, table, tasks, curves, name, metric, edges
+) -> int:
+    from analysis import aggregate, plots
+
     written = []
     tables = [("ranking.csv", table), ("scores.csv", scores), ("curves.csv", curves)]
     if not tasks.empty:
@@ -381,16 +410,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _sweep_envs(results: Path) -> list[str]:
+    """The env ids a results directory's sweep.yaml names ([] when it cannot tell)."""
     try:
         import yaml
 
-        spec = yaml.safe_load((results / "sweep.yaml").read_text()) or {}
-    except Exception:
+        spec = yaml.safe_load((results / "sweep.yaml").read_text(encoding="utf-8")) or {}
+        grid = spec.get("grid") or {}
+        return [str(e) for e in [spec.get("env", "CartPole-v0"), *list(grid.get("env", []))]]
+    except Exception:  # noqa: BLE001 - a damaged sweep.yaml only loses the env in titles
         return []
-    return [
-        str(e)
-        for e in [spec.get("env", "CartPole-v0")] + list((spec.get("grid") or {}).get("env", []))
-    ]
 
 
 def _threshold(value: float | None, results: Path) -> float | None:
@@ -425,7 +453,7 @@ def _bin_edges(text: str | None, results: Path) -> list[float] | int:
             edges = [float(x) for x in text.split(",") if x.strip()]
         except ValueError:
             return fail(f"--bins: expected comma-separated numbers, got {text!r}")
-        if not edges or sorted(set(edges)) != edges:
+        if not edges or not all(math.isfinite(e) for e in edges) or sorted(set(edges)) != edges:
             return fail(f"--bins: edges must be strictly increasing numbers, got {text!r}")
         return edges
     return _bin_edges_or_none(results)
@@ -639,7 +667,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--top", type=_positive_int, default=5, help="configurations shown and plotted (5)"
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
+    p.add_argument("--seed", type=_seed, default=0, help="bootstrap RNG seed (0)")
     p.add_argument(
         "--bins",
         default=None,
@@ -669,7 +697,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--top", type=_positive_int, default=5, help="configurations in the curve plots (5)"
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
+    p.add_argument("--seed", type=_seed, default=0, help="bootstrap RNG seed (0)")
     p.add_argument("--bins", default=None, help="final-score bin edges, as for analyze")
     p.add_argument("--threshold", type=float, default=None, help="as for analyze")
     p.add_argument(
@@ -696,7 +724,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--same-seeds", action="store_true", help="reuse the old seeds")
     p.add_argument("--metric", default="return_mean", help="returns.csv column (return_mean)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (0)")
+    p.add_argument("--seed", type=_seed, default=0, help="bootstrap RNG seed (0)")
     p.set_defaults(func=cmd_refine)
 
     p = subparsers.add_parser("gif", help="record a trained policy as an animated GIF")

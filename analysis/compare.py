@@ -637,6 +637,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"comparing {paths[0]} with itself: each configuration meets its own runs "
             "(P(X > Y) = 0.5)"
         )
+    from analysis.cli import _sweep_envs
+
+    envs = [sorted(set(_sweep_envs(path))) for path in paths]
+    if envs[0] and envs[1] and envs[0] != envs[1]:
+        warnings.append(
+            f"the sweeps ran on different envs ({', '.join(envs[0])} vs {', '.join(envs[1])}): "
+            "their returns are on different scales, P(X > Y) compares numbers, not skill"
+        )
     for path, frame in zip(paths, frames, strict=True):
         numeric = [c for c in frame.columns[frame.columns.get_loc("epoch") :] if c != "epoch"]
         if args.metric not in numeric:
@@ -675,14 +683,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from analysis.plots import save_figure, style
 
     written = []
-    path = out_dir / "compare.csv"
-    _write_text(path, table.to_csv(index=False))
-    written.append(path)
-    path = out_dir / "compare.md"
-    _write_text(path, compare_markdown(table, top=top))
-    written.append(path)
-    with style():
-        written += save_figure(plot_compare(table, top=top), out_dir / "compare")
+    try:
+        with style():  # the figure first: a failure leaves the old files as they were
+            figure = plot_compare(table, top=top)
+        path = out_dir / "compare.csv"
+        _write_text(path, table.to_csv(index=False))
+        written.append(path)
+        path = out_dir / "compare.md"
+        _write_text(path, compare_markdown(table, top=top))
+        written.append(path)
+        with style():
+            written += save_figure(figure, out_dir / "compare")
+    except (OSError, UnicodeError) as exc:
+        message = getattr(exc, "strerror", None) or exc
+        return fail(f"{out_dir}: cannot write the comparison there ({message})")
 
     for side, path, frame in zip(("A", "B"), paths, frames, strict=True):
         runs = frame.drop_duplicates("run_id")

@@ -340,14 +340,23 @@ def load(results_dir: str | Path) -> pd.DataFrame:
         frames.append(returns)
     frame = pd.concat(frames, ignore_index=True)
     for column in INT_COLUMNS:
-        frame[column] = frame[column].astype("Int64")
+        try:
+            frame[column] = frame[column].astype("Int64")
+        except (OverflowError, TypeError, ValueError):
+            bad = frame.loc[pd.to_numeric(frame[column], errors="coerce").abs() >= 2**63]
+            where = f"run {bad['run_id'].iloc[0]}: " if len(bad) else ""
+            raise AnalysisError(
+                f"{results}: {where}returns.csv column {column!r} holds a value out of range"
+            ) from None
     for column in RETURN_COLUMNS:
         if column not in INT_COLUMNS:
             frame[column] = frame[column].astype(float)
     frame["seed"] = frame["seed"].astype("int64")
     frame["stopped_at"] = frame["stopped_at"].astype("Int64")
     frame.attrs["params"] = list(params)
-    frame.attrs["name"] = results.resolve().name
+    # a directory name that is not UTF-8 (surrogate escapes) would break every writer
+    name = results.resolve().name
+    frame.attrs["name"] = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return frame
 
 

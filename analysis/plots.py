@@ -59,6 +59,7 @@ STYLE: dict[str, Any] = {
     "savefig.dpi": 200,
     "savefig.bbox": "tight",
     "svg.fonttype": "none",  # text stays text in the SVG
+    "text.parse_math": False,  # a "$" in a sweep name, a value or --title is just a "$"
 }
 """rcParams of every figure :func:`write_plots` makes (use :func:`style` for your own)."""
 
@@ -79,6 +80,7 @@ PALETTE = (
     "#7F8C00",
 )
 MAX_LINES = len(PALETTE)
+MAX_PANELS = 64  # facets: more panels take minutes to lay out and cannot be read
 STAT_NAMES = {"iqm": "IQM", "median": "median", "mean": "mean"}
 X_LABELS = {
     "env_steps": "environment steps",
@@ -410,6 +412,12 @@ def plot_facets(
     configs = list(dict.fromkeys(curves["config"]))
     if frame is not None:  # configurations without data still get a (empty) panel
         configs = list(dict.fromkeys([*frame["config"], *configs]))
+    total = len(configs)
+    if total > MAX_PANELS and ranking is not None:  # the best MAX_PANELS, in grid order
+        keep = set(ranking["config"][:MAX_PANELS])
+        configs = [c for c in configs if c in keep]
+    elif total > MAX_PANELS:
+        configs = configs[:MAX_PANELS]
     x_col = curves.attrs.get("x", "env_steps")
     count = max(1, len(configs))
     reference = frame if frame is not None else curves
@@ -458,7 +466,12 @@ def plot_facets(
         title
         or (heading or "")
         + ("every" if heading else "Every")
-        + f" configuration: {name} {metric_label(metric)} with 95% CI band and per-seed lines"
+        + (
+            " configuration"
+            if len(configs) == total
+            else f" one of the best {len(configs)} of {total} configurations"
+        )
+        + f": {name} {metric_label(metric)} with 95% CI band and per-seed lines"
         + ("\n(#: rank by final score; best in colour)" if ranks else "")
     )
     return axes
@@ -901,6 +914,8 @@ def plot_strip(
     row's IQM
     as a bar. Row labels count the seeds by state (done, running, diverged, failed...)."""
     configs = list(order) if order is not None else list(dict.fromkeys(scores["config"]))
+    total = len(configs)
+    configs = configs[:MAX_PANELS]  # a row per configuration: beyond that, unreadable
     ax = _axes(ax, (8.0, 0.32 * len(configs) + 1.4))
     rng = np.random.default_rng(seed)
     labels = []
@@ -929,7 +944,8 @@ def plot_strip(
     window = scores.attrs.get("window", 0.1)
     ax.set_xlabel(f"final score ({metric_label(metric)}, last {window:.0%} of epochs)")
     name = STAT_NAMES.get(statistic, statistic)
-    ax.set_title(f"Final score per seed and configuration\n(dots: done seeds; bar: {name})")
+    shown = "" if len(configs) == total else f" (the first {len(configs)} of {total})"
+    ax.set_title(f"Final score per seed and configuration{shown}\n(dots: done seeds; bar: {name})")
     return ax
 
 
@@ -1030,9 +1046,14 @@ def save_figure(fig: Figure, stem: str | Path, dpi: float | None = None) -> list
     for suffix in (".png", ".svg"):
         path = stem.with_suffix(suffix)
         tmp = path.with_name(f".tmp-{path.name}")
-        with plt.rc_context({"savefig.bbox": "tight"}):
-            fig.savefig(tmp, format=suffix[1:], **({"dpi": dpi} if dpi else {}))
-        tmp.replace(path)
+        try:
+            with plt.rc_context({"savefig.bbox": "tight"}):
+                fig.savefig(tmp, format=suffix[1:], **({"dpi": dpi} if dpi else {}))
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            plt.close(fig)
+            raise
         paths.append(path)
     plt.close(fig)
     return paths

@@ -147,7 +147,10 @@ def _recorded_versions(results: Path, run_ids: Sequence[str]) -> dict[str, str]:
             data = json.loads((results / "runs" / run_id / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        for name, version in (data.get("versions") or {}).items():
+        versions = data.get("versions") if isinstance(data, dict) else None
+        if not isinstance(versions, dict):
+            continue
+        for name, version in versions.items():
             values = seen.setdefault(name, [])
             if version is not None and str(version) not in values:
                 values.append(str(version))
@@ -167,7 +170,8 @@ def _wall(frame: Any, results: Path) -> tuple[float, str]:
     for run_id in frame["run_id"].unique():
         try:
             status = json.loads((results / "runs" / run_id / "status.json").read_text())
-            stamps.append(datetime.fromisoformat(status["updated"]))
+            stamp = datetime.fromisoformat(status["updated"])
+            stamps.append(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     span = f"last run update {max(stamps).isoformat(timespec='seconds')}" if stamps else ""
@@ -204,6 +208,11 @@ def _duration(seconds: float) -> str:
 
 
 def _commands(results: Path, options: ReportOptions, out: Path, gif: bool = False) -> str:
+    # "." or "x/.." would make `run --results` point elsewhere: a clean path from here
+    results = (
+        results.resolve() if results.is_absolute() else Path(os.path.relpath(results.resolve()))
+    )
+    out = out.resolve() if out.is_absolute() else Path(os.path.relpath(out.resolve()))
     root, name = results.parent, results.name
     spec = results / "sweep.yaml"
     flags = []
@@ -344,7 +353,7 @@ def build_report(
     fact_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     spec_text = ""
     try:
-        spec_text = (results / "sweep.yaml").read_text(encoding="utf-8")
+        spec_text = (results / "sweep.yaml").read_text(encoding="utf-8", errors="replace")
     except OSError:
         spec_text = "(sweep.yaml not found)"
     section(
@@ -608,6 +617,10 @@ def write_report(
     from analysis.output import write_new
 
     results = Path(results_dir)
+    if not results.exists():
+        raise AnalysisError(f"{results}: no such results directory")
+    if not results.is_dir():
+        raise AnalysisError(f"{results}: not a directory (give RESULTS/NAME)")
     target = Path(out) if out is not None else default_output(results)
     if target.is_dir():
         raise AnalysisError(f"{target}: is a directory; give the report's file name")
@@ -615,8 +628,11 @@ def write_report(
         raise AnalysisError(f"{target}: the report's name must end in .html")
     if not target.parent.is_dir():
         raise AnalysisError(f"{target.parent}: no such directory")
-    text = build_report(results, options, target)
-    write_new(target, text.encode("utf-8"))
+    try:
+        text = build_report(results, options, target)
+    except UnicodeError as exc:
+        raise AnalysisError(f"{results}: cannot render the report ({exc})") from None
+    write_new(target, text.encode("utf-8", "replace"))
     return target
 
 

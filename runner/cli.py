@@ -226,8 +226,12 @@ class _LiveReport:
         if not (self.results_dir / "runs").is_dir():
             return
         done = subprocess.run(self._command(), capture_output=True, text=True, check=False)
-        line = (done.stdout or done.stderr).strip().splitlines()
-        print(line[-1] if line else f"report: exit {done.returncode}", flush=True)
+        if done.returncode == 0:
+            lines = done.stdout.strip().splitlines()
+            print(lines[-1] if lines else "report written", flush=True)
+        else:  # the sweep itself is fine: its exit code stays; the report's failure is said
+            lines = done.stderr.strip().splitlines()
+            _warn(f"the final report failed: {lines[-1] if lines else done.returncode}")
 
 
 class _Display:

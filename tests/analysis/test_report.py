@@ -260,3 +260,86 @@ def test_report_training_time_is_not_a_sum_over_packed_runs(sweep: Path, tmp_pat
     longest = frame.groupby("run_id")["wall_s"].sum().max()
     page = out.read_text(encoding="utf-8")
     assert "for the longest run" in page and f"{longest:.0f} s" in page
+
+
+# --------------------------------------------------------------------------- clumsy input
+
+
+def test_dollar_signs_are_text_not_math(sweep: Path, tmp_path: Path, capsys) -> None:
+    """Seen: `--title 'cost $x^$'` raised matplotlib's mathtext ParseSyntaxException after
+    ranking.csv had been rewritten."""
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    assert cli.main(["analyze", str(copy), "--title", "cost $x^$ and $\\frac$"]) == 0
+    assert "cost $x^$" in (copy / "analysis" / "curves_top.svg").read_text()
+    assert cli.main(["report", str(copy), "--no-gif", "--title", "$\\frac$"]) == 0
+
+
+def test_unwritable_analysis_output_is_one_line_and_leaves_no_temp(
+    sweep: Path, tmp_path: Path, capsys
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    (copy / "analysis" / "ranking.csv").mkdir(parents=True)  # in the way of the file
+    assert cli.main(["analyze", str(copy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the analysis there" in err[0]
+    assert not list((copy / "analysis").glob(".tmp-*"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--bins", "nan"], "--bins"),
+        (["--bins", "0,nan"], "--bins"),
+        (["--seed", "-1"], "integer >= 0"),
+    ],
+)
+def test_more_bad_options_exit_2(sweep: Path, capsys, argv, message) -> None:
+    try:
+        code = cli.main(["analyze", str(sweep), *argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (sweep / "analysis").exists()
+
+
+def test_damaged_side_files_do_not_break_the_report(sweep: Path, tmp_path: Path) -> None:
+    """A sweep.yaml that is a list, a naive timestamp, versions that are not a mapping:
+    the report loses a detail, never the page."""
+    import json
+
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    (copy / "sweep.yaml").write_text("- a list\n")
+    status = next((copy / "runs").glob("*/status.json"))
+    data = json.loads(status.read_text())
+    data["updated"] = "2026-01-01T00:00:00"
+    status.write_text(json.dumps(data))
+    config = next((copy / "runs").glob("*/config.json"))
+    data = json.loads(config.read_text())
+    data["versions"] = "abc"
+    config.write_text(json.dumps(data))
+    assert cli.main(["report", str(copy), "--no-gif"]) == 0
+    assert cli.main(["analyze", str(copy)]) == 0
+
+
+def test_out_of_range_integer_in_returns_is_one_line(sweep: Path, tmp_path: Path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    victim = sorted((copy / "runs").glob("*/returns.csv"))[0]
+    lines = victim.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[1] = "99999999999999999999999"  # env_steps
+    lines[1] = ",".join(cells)
+    victim.write_text("\n".join(lines) + "\n")
+    assert cli.main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of range" in err[0] and "env_steps" in err[0]
+
+
+def test_report_on_a_file_says_not_a_directory(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "afile"
+    path.write_text("x")
+    assert cli.main(["report", str(path)]) == 2
+    assert "not a directory" in capsys.readouterr().err

@@ -26,6 +26,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/a2c-sweep run sweeps/demo.yaml
 	$(BIN)/a2c-sweep analyze results/demo
+	$(BIN)/a2c-sweep report results/demo
 
 test: $(TEST_STAMP)
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the offline report test"; \

@@ -214,7 +214,7 @@ def _runs_from_csv(results: Path, path: Path) -> tuple[list[str], list[dict[str,
         )
     params = header[1 : header.index("seed")]
     types = _field_types()
-    runs = []
+    runs, seen = [], set()
     for number, cells in enumerate(body, start=2):
         if not cells:
             continue
@@ -222,6 +222,14 @@ def _runs_from_csv(results: Path, path: Path) -> tuple[list[str], list[dict[str,
             raise AnalysisError(f"{path}: line {number}: corrupt runs.csv: wrong field count")
         row = dict(zip(header, cells, strict=True))
         run_id = row["run_id"]
+        # a run id names a directory under runs/: never a path out of it, never twice
+        if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id:
+            raise AnalysisError(f"{path}: line {number}: corrupt runs.csv: run_id {run_id!r}")
+        if run_id in seen:
+            raise AnalysisError(
+                f"{path}: line {number}: corrupt runs.csv: run_id {run_id} listed twice"
+            )
+        seen.add(run_id)
         config = _read_json(results / "runs" / run_id / "config.json")
         resolved = (config or {}).get("config") or {}
         values = {}

@@ -77,10 +77,25 @@ def test_swingup_outcome_counts_match_raw_csvs():
     assert int(committed[committed["config"] == "all"]["n"].iloc[0]) == 16
 
 
+def _reference_cpu() -> bool:
+    """Whether this CPU computes like the one that made the reference (an AVX-512 AMD EPYC,
+    Zen 4): numba's fastmath kernels and torch pick their vector width from the CPU, and a
+    different width rounds differently."""
+    try:
+        flags = next(
+            line for line in open("/proc/cpuinfo", encoding="utf-8") if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        return False
+    return " avx512f " in f"{flags} "
+
+
 def test_current_code_reproduces_the_reference_start(experiment):
     """The first run of each published experiment, retrained now for 3 epochs from its
-    config.json, matches its returns.csv: bitwise on the machine that made the reference,
-    to float32 rounding on another CPU (numba's fastmath kernels may round differently).
+    config.json, matches its returns.csv: to float32 rounding on a CPU like the one that made
+    the reference (AVX-512); on another CPU (seen: an AVX2-only EPYC) the first epoch to
+    float32 rounding and the next two to 5 % (rounding differences of 2e-7 in the first value
+    fit change which episodes end when by epoch 3 on CartPole: 826 episodes against 814).
     A change to what the engine computes fails here until the reference is regenerated."""
     import itertools
     import json
@@ -94,10 +109,14 @@ def test_current_code_reproduces_the_reference_start(experiment):
     cfg = A2CConfig.from_dict(meta["config"])
     got = pd.DataFrame(rec.row() for rec in itertools.islice(train(cfg, meta["seed"]), 3))
     assert list(got["epoch"]) == [1, 2, 3]
+    exact = 3 if _reference_cpu() else 1  # epochs compared to float32 rounding
     for col in ("epoch", "env_steps", "episodes"):
-        assert list(got[col]) == list(want[col]), col
+        assert list(got[col][:exact]) == list(want[col][:exact]), col
     for col in want.columns.drop(["epoch", "env_steps", "episodes", "wall_s"]):
-        np.testing.assert_allclose(got[col], want[col], rtol=1e-4, atol=1e-6, err_msg=col)
+        np.testing.assert_allclose(
+            got[col][:exact], want[col][:exact], rtol=1e-4, atol=1e-6, err_msg=col
+        )
+    np.testing.assert_allclose(got["return_mean"], want["return_mean"], rtol=0.05)
 
 
 def test_raced_grid_is_the_full_grid_cut_where_racing_decides():

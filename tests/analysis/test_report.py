@@ -343,3 +343,20 @@ def test_report_on_a_file_says_not_a_directory(tmp_path: Path, capsys) -> None:
     path.write_text("x")
     assert cli.main(["report", str(path)]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["../../other/runs/x", "", "DUP"])
+def test_runs_csv_run_ids_never_leave_runs_or_repeat(
+    sweep: Path, tmp_path: Path, capsys, bad: str
+) -> None:
+    """Seen: runs.csv naming `../../other/runs/x` was read from outside the results
+    directory; a duplicated run_id was counted twice."""
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    lines = (copy / "runs.csv").read_text().splitlines()
+    first = lines[1].split(",")
+    extra = [lines[1]] if bad == "DUP" else [",".join([bad, *first[1:]])]
+    (copy / "runs.csv").write_text("\n".join([*lines, *extra]) + "\n")
+    assert cli.main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt runs.csv" in err and "run_id" in err

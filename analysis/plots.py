@@ -1148,11 +1148,9 @@ def write_plots(
                     "by score at their rung",
                 )
             seeds = "; thin lines: individual seeds" if len(top_configs) <= 3 else ""
-            ax.set_title(
-                title
-                or f"{where}{what} {by}\n{stat} {metric_label(metric)} "
-                f"(band: 95% bootstrap CI over seeds{seeds})"
-            )
+            seeds = seeds if len(top_configs) <= 5 else " (top 3 only)"
+            line = f"{stat} {metric_label(metric)} (band: 95% bootstrap CI over seeds{seeds})"
+            ax.set_title(f"{title or f'{where}{what} {by}'}\n{line}")  # --title keeps the line
             paths += save_figure(ax.figure, out_dir / f"curves_top{suffix}")
 
             profile = aggregate.performance_profile(

@@ -209,7 +209,7 @@ def test_analyze_title_and_size(sweep: Path, tmp_path: Path, capsys) -> None:
     small = Image.open(copy / "analysis" / "curves_top.png").size
     assert cli.main(["analyze", str(copy), "--size", "10x6"]) == 0
     large = Image.open(copy / "analysis" / "curves_top.png").size
-    assert large[0] > small[0] * 2 and large[1] > small[1] * 1.4
+    assert large[0] > small[0] * 1.6 and large[1] > small[1] * 1.4  # titles set a min width
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,22 @@ STAT_TEXT = {"iqm": "IQM", "median": "median", "mean": "mean"}
 STAT_LONG = {"iqm": "interquartile mean (IQM)", "median": "median", "mean": "mean"}
 
 
+def _stat_order(statistic: str) -> list[str]:
+    """The ranking statistic first (its CI follows it), then the other two."""
+    return [statistic, *(s for s in ("iqm", "median", "mean") if s != statistic)]
+
+
+def _stat_cells(r: dict[str, Any], statistic: str) -> list[str]:
+    first, *rest = _stat_order(statistic)
+    ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+    return [_fmt(r[first]), ci, *(_fmt(r[s]) for s in rest)]
+
+
+def _stat_headers(statistic: str) -> list[str]:
+    first, *rest = _stat_order(statistic)
+    return [STAT_TEXT[first], f"95% CI ({STAT_TEXT[first]})", *(STAT_TEXT[s] for s in rest)]
+
+
 def _stopped_at(row: dict[str, Any]) -> str | None:
     """The epoch a ranking row's configuration was stopped at by racing, else None."""
     import pandas as pd
@@ -105,10 +121,7 @@ def ranking_markdown(
     header = [
         "rank",
         *params,
-        "IQM",
-        f"95% CI ({STAT_TEXT[statistic]})",
-        "median",
-        "mean",
+        *_stat_headers(statistic),
         "done",
         "running",
         "pending",
@@ -149,10 +162,7 @@ def ranking_markdown(
         cells = [
             str(r["rank"]),
             *[format_value(r[p]) for p in params],
-            _fmt(r["iqm"]),
-            f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
-            _fmt(r["median"]),
-            _fmt(r["mean"]),
+            *_stat_cells(r, statistic),
             *[str(r[f"n_{s}"]) for s in states],
             *([_stopped_at(r) or "-"] if stopped else []),
             _fmt(r["p_beats_next"]),
@@ -187,7 +197,7 @@ def _print_table(table: Any, *, name: str, metric: str, top: int, window: float 
     rich_table.add_column("#", justify="right")
     for p in params:
         rich_table.add_column(p, justify="right")
-    for column in ("IQM", f"95% CI ({STAT_TEXT[statistic]})", "median", "mean"):
+    for column in _stat_headers(statistic):
         rich_table.add_column(column, justify="right")
     rich_table.add_column(f"seeds done/div/fail/{'stop/' * stopped}run", justify="right")
     if stopped_shown:
@@ -201,10 +211,7 @@ def _print_table(table: Any, *, name: str, metric: str, top: int, window: float 
         rich_table.add_row(
             str(r["rank"]),
             *[format_value(r[p]) for p in params],
-            _fmt(r["iqm"]),
-            f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
-            _fmt(r["median"]),
-            _fmt(r["mean"]),
+            *_stat_cells(r, statistic),
             "/".join(str(n) for n in [*counts, unfinished]),
             *([_stopped_at(r) or "-"] if stopped_shown else []),
             _fmt(r["p_beats_next"]),
@@ -291,6 +298,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     edges = _bin_edges(args.bins, results)  # every option checked before any file is written
     if isinstance(edges, int):
         return edges
+    seeds = frame.drop_duplicates("run_id").groupby("config")["run_id"].count()
+    if len(seeds) and seeds.max() < 3:
+        warn(
+            f"at most {seeds.max()} seed{'s' * (seeds.max() != 1)} per configuration: the "
+            "bootstrap intervals and P(> next) say little (5 or more seeds are advised)"
+        )
     if metric in ("value_loss", "policy_loss") and not args.minimize:
         warn(f"--metric {metric}: ranking highest first; add --minimize to rank a loss")
     name = frame.attrs.get("name", results.name)

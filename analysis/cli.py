@@ -139,7 +139,8 @@ def ranking_markdown(
         f"Final score of a run: mean `{metric}` over its last {window:.0%} of epochs (at least "
         f"one). Configurations are ranked by the {STAT_LONG[statistic]} of the final scores "
         f"of their done runs, {'lowest' if minimize else 'highest'} first, with a 95% "
-        "percentile-bootstrap CI over seeds. P(> next): probability that a done run of this "
+        f"percentile-bootstrap CI over seeds. P({'<' if minimize else '>'} next): probability "
+        "that a done run of this "
         f"configuration scores {'less' if minimize else 'more'} than one of the next "
         "(rliable's probability of improvement).",
         *(
@@ -296,6 +297,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if frame["epoch"].notna().sum() == 0:
         return fail(f"{results}: nothing to analyze yet: no run has recorded an epoch")
     edges = _bin_edges(args.bins, results)  # every option checked before any file is written
+    if args.bins is None and (args.minimize or not metric.startswith("return")):
+        edges = []  # the default bins are returns of the swing-up, not this metric
     if isinstance(edges, int):
         return edges
     seeds = frame.drop_duplicates("run_id").groupby("config")["run_id"].count()

@@ -267,7 +267,7 @@ def _gif(results: Path, scores: Any, table: Any) -> str | None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "best.gif"
         try:
-            recording = record_gif(run_dir, out, max_steps=500, fps=25)
+            recording = record_gif(run_dir, out, fps=25)  # the env's own time limit
         except (AnalysisError, OSError, RuntimeError, ValueError):
             return None
         data = base64.b64encode(out.read_bytes()).decode("ascii")
@@ -276,7 +276,7 @@ def _gif(results: Path, scores: Any, table: Any) -> str | None:
     return _figure(
         img,
         f"Best run {run_id} ({recording.env}), one sampled episode: return {returns} "
-        f"(at most 500 steps shown, half speed)",
+        f"({recording.frames} frames, half speed)",
         "agent",
     )
 
@@ -446,6 +446,7 @@ def build_report(
     stat = plots.STAT_NAMES.get(options.statistic, options.statistic)
     swept = aggregate.swept_envs(scores)
     groups = [(e, table[table["env"] == e]) for e in swept] or [(", ".join(envs), table)]
+    where_all = " · ".join(t for t in (", ".join(envs), name) if t)  # every figure says so
     with plots.style():
         figures = []
         for group_env, group_table in groups:
@@ -480,6 +481,7 @@ def build_report(
             axes = plots.plot_heatmaps(
                 scores, statistic=options.statistic, minimize=options.minimize, seed=options.seed
             )
+            plots._prefix_title(axes[0].figure, f"{where_all}: ")
             section(
                 "heatmaps",
                 "Heatmaps",
@@ -497,6 +499,7 @@ def build_report(
                 seed=options.seed,
                 metric=metric,
             )
+            plots._prefix_title(axes[0].figure, f"{where_all}: ")
             section(
                 "sensitivity",
                 "Sensitivity",
@@ -509,6 +512,7 @@ def build_report(
             ax = plots.plot_strip(
                 scores, order=list(table["config"]), statistic=options.statistic, seed=options.seed
             )
+            ax.set_title(f"{where_all}: {ax.get_title()}")
             section(
                 "seeds",
                 "Final score per seed",
@@ -520,6 +524,7 @@ def build_report(
             ax = plots.plot_performance_profile(
                 profile, metric=metric, scores=profile_scores, ax=plots._axes(None, (width, height))
             )
+            ax.set_title(f"{' · '.join(t for t in (groups[0][0], name) if t)}: {ax.get_title()}")
             on = f" on {groups[0][0]}" if swept else ""
             section(
                 "profile",
@@ -530,7 +535,9 @@ def build_report(
                     f"{'is below' if options.minimize else 'exceeds'} τ.",
                 ),
             )
-            edges = options.bins if options.bins is not None else _bin_edges_or_none(results)
+            edges = options.bins
+            if edges is None and not options.minimize and metric.startswith("return"):
+                edges = _bin_edges_or_none(results)  # return bins: not for another metric
             if edges:
                 outcomes = aggregate.outcome_bins(scores, edges)
                 section(
@@ -540,7 +547,12 @@ def build_report(
                     + _table(outcomes, left=["config"], scroll=len(outcomes) > 15),
                 )
         axes = plots.plot_facets(
-            curves, frame, ranking=table, statistic=options.statistic, metric=metric
+            curves,
+            frame,
+            ranking=table if finished else None,  # nothing ranked yet: grid order, no "best"
+            statistic=options.statistic,
+            metric=metric,
+            heading=f"{where_all}: ",
         )
         section(
             "facets",
@@ -560,8 +572,9 @@ def build_report(
         per_run[p] = [format_value(v) for v in per_run[p]]
     per_run["env_steps"] = ["-" if pd.isna(v) else str(int(v)) for v in per_run["env_steps"]]
     per_run["final_score"] = [
-        "-" if not np.isfinite(v) else f"{v:.4g}" for v in per_run["final_score"].astype(float)
-    ]
+        f"{v:.4g}" if np.isfinite(v) and state in ("done", "stopped") else "-"
+        for v, state in zip(per_run["final_score"].astype(float), per_run["state"], strict=True)
+    ]  # an unfinished run has no final score yet
     per_run["problem"] = [problems.get(r, "") for r in per_run["run_id"]]
     if not any(per_run["problem"]):
         per_run = per_run.drop(columns="problem")

@@ -466,6 +466,8 @@ def compare_markdown(table: pd.DataFrame, *, top: int | None = None) -> str:
         f"separately. P(best of B {op} best of A) + P(best of A {op} best of B) = 1.",
         "",
     ]
+    for caveat in table.attrs.get("caveats", []):
+        lines += [f"**Caveat:** {caveat}.", ""]
     if table.attrs.get("shared"):
         lines += [f"Common to every configuration: {table.attrs['shared']}.", ""]
     if len(shown) < len(table):
@@ -574,9 +576,10 @@ def plot_compare(table: pd.DataFrame, *, top: int = 5) -> Figure:
         f"{_window_text(table.attrs['window'])} of epochs)"
         + (", lower is better" if minimize else "")
     )
+    caveats = "".join(f"\n({c})" for c in table.attrs.get("caveats", []))
     fig.suptitle(
         f"{names['A']} (A) vs {names['B']} (B): {name} with 95% bootstrap CI\n"
-        f"{_headline_text(table)}"
+        f"{_headline_text(table)}{caveats}"
     )
     handles = [
         Line2D([], [], color=colors[s], marker="o", linewidth=2, label=f"{s}: {names[s]}")
@@ -673,6 +676,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return fail(str(exc))
     for message in warnings:
         warn(message)
+    if envs[0] and envs[1] and envs[0] != envs[1]:  # the files say it too, not only stderr
+        table.attrs["caveats"] = [
+            f"different envs ({', '.join(envs[0])} vs {', '.join(envs[1])}): returns on "
+            "different scales"
+        ]
 
     a, b = (frame.attrs.get("name", path.name) for frame, path in zip(frames, paths, strict=True))
     out_dir = Path(args.output) if args.output else default_output(a, b)

@@ -315,3 +315,12 @@ def test_cli_bad_input_one_line_exit_2_nothing_written(
     assert len(lines) == 1 and lines[0].startswith("a2c-sweep: error:"), captured.err
     assert message in lines[0]
     assert captured.out == "" and not out.exists()
+
+
+def test_cli_different_envs_warns_and_says_so_in_the_files(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "c"
+    args = [str(REFERENCE / "cartpole-v0-grid"), str(REFERENCE / "swingup"), "-o", str(out)]
+    assert main(["compare", *args, "--top", "1"]) == 0
+    assert "different envs (CartPole-v0 vs CartPoleSwingUp-v0)" in capsys.readouterr().err
+    assert "**Caveat:** different envs" in (out / "compare.md").read_text()
+    assert "different envs" in (out / "compare.svg").read_text()

@@ -405,7 +405,7 @@ def _note(row: Mapping[str, Any]) -> str:
 
 
 def _cells(row: Mapping[str, Any], statistic: str) -> list[str]:
-    from analysis.cli import _fmt
+    from analysis.common import _fmt
 
     p = row["p_better"]
     return [
@@ -600,7 +600,7 @@ def default_output(name_a: str, name_b: str) -> Path:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from analysis.cli import EXIT_OK, _write_text, fail, warn
+    from analysis.common import EXIT_OK, _write_text, fail, warn
 
     # options first: nothing is read or written when one is wrong
     try:
@@ -640,7 +640,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"comparing {paths[0]} with itself: each configuration meets its own runs "
             "(P(X > Y) = 0.5)"
         )
-    from analysis.cli import _sweep_envs
+    from analysis.common import _sweep_envs
 
     envs = [sorted(set(_sweep_envs(path))) for path in paths]
     if envs[0] and envs[1] and envs[0] != envs[1]:

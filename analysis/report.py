@@ -108,7 +108,7 @@ def _figure(img: str, caption: str, anchor: str | None = None) -> str:
 
 def _table(frame: Any, *, left: Sequence[str] = (), scroll: bool = False) -> str:
     """A DataFrame as an HTML table (numbers formatted like the terminal's)."""
-    from analysis.cli import _fmt
+    from analysis.common import _fmt
 
     head = "".join(f'<th class="{"l" if c in left else ""}">{_e(c)}</th>' for c in frame.columns)
     rows = []
@@ -292,7 +292,7 @@ def build_report(
     import pandas as pd
 
     from analysis import aggregate, plots
-    from analysis.cli import _bin_edges_or_none, _sweep_envs, _threshold, ranking_markdown
+    from analysis.common import _bin_edges_or_none, _sweep_envs, _threshold, ranking_markdown
     from analysis.load import format_value, load, param_columns, row_problems
 
     options = options or ReportOptions()
@@ -421,11 +421,13 @@ def build_report(
             ),
         )
 
-    tasks = aggregate.cross_task(
+    from analysis import stats
+
+    tasks = stats.cross_task(
         scores, statistic=options.statistic, minimize=options.minimize, seed=options.seed
     )
     if not tasks.empty:
-        from analysis.cli import cross_task_text
+        from analysis.common import cross_task_text
 
         text = cross_task_text(tasks).split("\n\n")[1]
         shown_tasks = tasks.drop(columns=["config"]).copy()

@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from analysis.aggregate import _finite, _statistic, bootstrap_ci
+from analysis.aggregate import _finite, _statistic, bootstrap_ci, swept_envs
 from analysis.load import config_labels, param_columns
 
 __all__ = [
+    "cross_task",
     "bootstrap_interval",
     "normalize_scores",
     "stratified_bootstrap_ci",
@@ -262,3 +263,50 @@ def stratified_bootstrap_ci(
     )
     out.attrs["statistic"] = statistic if isinstance(statistic, str) else repr(statistic)
     return out
+
+
+def cross_task(
+    scores: pd.DataFrame,
+    *,
+    statistic: str = "iqm",
+    minimize: bool = False,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """The normalised cross-task aggregate of a sweep over several envs (rliable's way).
+
+    Each run's final score is min-max normalised within its env: (score - low) / (high -
+    low), with low and high the lowest and highest final score of that env's done runs in
+    this sweep (so 0 = the worst run of the sweep on that task, 1 = its best; with
+    ``minimize`` the scale is flipped so that 1 is still the best). A configuration is its
+    parameters other than env; its estimate is ``statistic`` over its normalised scores of
+    every env pooled, with a percentile CI from a bootstrap stratified by env (runs resampled
+    within each env). One row per configuration, best first: config, the parameters, n_tasks,
+    n_runs, estimate, ci_low, ci_high. Empty when ``env`` is not swept."""
+    envs = swept_envs(scores)
+    if not envs:
+        return pd.DataFrame()
+    frame = scores.copy()
+    if minimize:
+        frame["final_score"] = -frame["final_score"].astype(float)
+    frame = task_free_configs(normalize_scores(frame), name="config_key")
+    table = stratified_bootstrap_ci(
+        frame,
+        statistic,
+        task_col="env",
+        group_col="config_key",
+        seed=seed,
+        n_resamples=n_resamples,
+        confidence=confidence,
+    )
+    params = [p for p in param_columns(scores) if p != "env"]
+    first = frame.drop_duplicates("config_key").set_index("config_key")
+    for p in params:
+        table[p] = [first.loc[k, p] for k in table["config_key"]]
+    table = table.sort_values("estimate", ascending=False, na_position="last", kind="stable")
+    table = table.rename(columns={"config_key": "config"}).reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    table = table[["rank", *params, "config", "n_tasks", "n_runs", "estimate", "ci_low", "ci_high"]]
+    table.attrs.update(params=params, envs=envs, statistic=statistic)
+    return table

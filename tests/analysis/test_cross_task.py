@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from fake_results import build_results, rows_from
 
-from analysis import aggregate, cli
+from analysis import aggregate, cli, stats
 from analysis.load import load
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,7 +71,7 @@ def test_rankings_stay_per_env_and_cross_task_aggregate(two_tasks: Path, capsys)
         assert list(ranked["rank"]) == [1, 2, 3]  # ranked within the env
         assert list(ranked["policy_lr"]) == [0.1, 0.03, 0.01]
         assert np.isnan(ranked["p_beats_next"].iloc[-1])  # never compared across envs
-    tasks = aggregate.cross_task(scores, n_resamples=500)
+    tasks = stats.cross_task(scores, n_resamples=500)
     expected = by_hand(scores)
     assert list(tasks["policy_lr"]) == [0.1, 0.03, 0.01]
     assert list(tasks["n_tasks"]) == [2, 2, 2] and list(tasks["n_runs"]) == [8, 8, 8]
@@ -84,7 +84,7 @@ def test_stratified_interval_against_a_loop(two_tasks: Path) -> None:
     """The stratified bootstrap keeps each env's share of runs: a loop that resamples within
     each env (same Generator draws, in the documented order) gives the same bounds."""
     scores = aggregate.final_scores(load(two_tasks))
-    tasks = aggregate.cross_task(scores, n_resamples=300, seed=7)
+    tasks = stats.cross_task(scores, n_resamples=300, seed=7)
     done = scores[scores["state"] == "done"].copy()
     for env in ENVS:
         at = done["env"] == env
@@ -99,11 +99,11 @@ def test_stratified_interval_against_a_loop(two_tasks: Path) -> None:
             for e in dict.fromkeys(done["env"])
         ]
         draws = [rng.integers(0, len(x), size=(300, len(x))) for x in per_env]
-        stats = [
+        resampled = [
             trim_mean(np.concatenate([x[d[b]] for x, d in zip(per_env, draws, strict=True)]), 0.25)
             for b in range(300)
         ]
-        low, high = np.quantile(stats, [0.025, 0.975])
+        low, high = np.quantile(resampled, [0.025, 0.975])
         row = tasks[tasks["policy_lr"] == lr].iloc[0]
         assert (row.ci_low, row.ci_high) == pytest.approx((low, high), abs=1e-12)
 

@@ -363,3 +363,11 @@ def test_runs_csv_run_ids_never_leave_runs_or_repeat(
     assert cli.main(["report", str(copy)]) == 2
     err = capsys.readouterr().err
     assert "corrupt runs.csv" in err and "run_id" in err
+
+
+def test_analyze_warns_about_two_seeds(tmp_path: Path, capsys) -> None:
+    """Seen: a 2-seed sweep reported CIs like [48.9, 52.2] and P(> next) = 1 without a word
+    (and the first version of the warning raised TypeError on numpy's bool)."""
+    results = learning_curve_sweep(tmp_path / "results", epochs=4, seeds=(1, 2))
+    assert cli.main(["analyze", str(results), "--top", "2"]) == 0
+    assert "at most 2 seeds per configuration" in capsys.readouterr().err

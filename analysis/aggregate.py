@@ -48,6 +48,7 @@ __all__ = [
     "stopped_configs",
     "survivors",
     "swept_envs",
+    "with_wall_time",
 ]
 
 
@@ -217,6 +218,15 @@ X_AXES = {"env_steps": "env_steps", "epoch": "epoch", "wall": "wall_time_s"}
 """``--x`` choice -> the x column of :func:`aggregate_curves`' frame."""
 
 
+def with_wall_time(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy sorted by run and epoch with ``wall_time_s``: each run's training seconds so
+    far (the cumulative sum of its ``wall_s``, missing values as 0)."""
+    out = frame.sort_values(["run_id", "epoch"], kind="stable").copy()
+    wall = out["wall_s"].astype(float).fillna(0.0)
+    out["wall_time_s"] = wall.groupby(out["run_id"], sort=False).cumsum()
+    return out
+
+
 def aggregate_curves(
     frame: pd.DataFrame,
     metric: str = "return_mean",
@@ -251,9 +261,7 @@ def aggregate_curves(
     params = param_columns(frame)
     used = frame[frame["state"].isin(states) & frame["epoch"].notna()]
     if x == "wall":
-        used = used.sort_values(["run_id", "epoch"], kind="stable").copy()
-        wall = used["wall_s"].astype(float).fillna(0.0)
-        used[x_col] = wall.groupby(used["run_id"], sort=False).cumsum()
+        used = with_wall_time(used)
     used = used[np.isfinite(used[metric].to_numpy(dtype=float))]
     columns = [*params, "config", x_col, "n_runs"]
     for name in STATISTICS:

@@ -67,9 +67,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return fail(f"--metric: {metric!r} is not a returns.csv column ({', '.join(numeric)})")
     if frame["epoch"].notna().sum() == 0:
         return fail(f"{results}: nothing to analyze yet: no run has recorded an epoch")
-    edges = _bin_edges(args.bins, results)  # every option checked before any file is written
-    if args.bins is None and (args.minimize or not metric.startswith("return")):
-        edges = []  # the default bins are returns of the swing-up, not this metric
+    edges = _bin_edges(args.bins, results, metric, args.minimize)  # before any file is written
     if isinstance(edges, int):
         return edges
     seeds = frame.drop_duplicates("run_id").groupby("config")["run_id"].count()
@@ -149,9 +147,7 @@ def _write_analysis(
         name=name,
         env=", ".join(envs) if envs else None,
     )
-    threshold = _threshold(args.threshold, results)
-    if args.threshold is None and (args.minimize or not metric.startswith("return")):
-        threshold = None  # the env's reward threshold is about returns, not this metric
+    threshold = _threshold(args.threshold, results, metric, args.minimize)
     if threshold is not None:
         solved = aggregate.solved_epochs(frame, threshold, metric)
         attrs = dict(table.attrs)  # merge drops attrs (the params list)
@@ -197,8 +193,10 @@ def _write_analysis(
     return EXIT_OK
 
 
-def _bin_edges(text: str | None, results: Path) -> list[float] | int:
-    """--bins as floats; by default the swing-up outcome bins for CartPoleSwingUp sweeps."""
+def _bin_edges(
+    text: str | None, results: Path, metric: str = "return_mean", minimize: bool = False
+) -> list[float] | int:
+    """--bins as floats; by default :func:`analysis.common._bin_edges_or_none`."""
 
     if text is not None:
         try:
@@ -208,7 +206,7 @@ def _bin_edges(text: str | None, results: Path) -> list[float] | int:
         if not edges or not all(math.isfinite(e) for e in edges) or sorted(set(edges)) != edges:
             return fail(f"--bins: edges must be strictly increasing numbers, got {text!r}")
         return edges
-    return _bin_edges_or_none(results)
+    return _bin_edges_or_none(results, metric, minimize)
 
 
 # --------------------------------------------------------------------------- refine

@@ -25,24 +25,23 @@ def warn(message: str) -> None:
     print(f"a2c-sweep: warning: {message}", file=sys.stderr)
 
 
-def _seed(text: str) -> int:
+def _int_at_least(text: str, minimum: int, expected: str) -> int:
+    """An argparse integer of at least ``minimum`` ("expected <expected>, got ..." if not)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def _seed(text: str) -> int:
+    return _int_at_least(text, 0, "an integer >= 0")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    return _int_at_least(text, 1, "a positive integer")
 
 
 def _fmt(value: Any) -> str:
@@ -278,11 +277,20 @@ def _sweep_envs(results: Path) -> list[str]:
         return []
 
 
-def _threshold(value: float | None, results: Path) -> float | None:
+def _is_return(metric: str, minimize: bool) -> bool:
+    """Whether the env's return-based defaults (reward threshold, swing-up bins) apply."""
+    return metric.startswith("return") and not minimize
+
+
+def _threshold(
+    value: float | None, results: Path, metric: str = "return_mean", minimize: bool = False
+) -> float | None:
     """--threshold, or the env's gymnasium reward_threshold (195 for CartPole-v0) when the
-    sweep has a single env that defines one."""
+    sweep has a single env that defines one and the metric is a return (not minimized)."""
     if value is not None:
         return value
+    if not _is_return(metric, minimize):
+        return None
     envs = set(_sweep_envs(results))
     if len(envs) != 1:
         return None
@@ -294,8 +302,13 @@ def _threshold(value: float | None, results: Path) -> float | None:
         return None
 
 
-def _bin_edges_or_none(results: Path) -> list[float]:
-    """The default outcome bins of a sweep: the swing-up bins for CartPoleSwingUp sweeps."""
+def _bin_edges_or_none(
+    results: Path, metric: str = "return_mean", minimize: bool = False
+) -> list[float]:
+    """The default outcome bins of a sweep: the swing-up bins for CartPoleSwingUp sweeps
+    when the metric is a return (they are returns: not for a loss)."""
+    if not _is_return(metric, minimize):
+        return []
     from analysis.aggregate import SWINGUP_BINS
 
     envs = _sweep_envs(results)

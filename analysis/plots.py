@@ -187,12 +187,10 @@ def _per_seed_lines(
 ) -> int:
     """Thin raw lines, one per run of ``config``; diverged / failed runs dotted. Returns count."""
     runs = frame[(frame["config"] == config) & frame["epoch"].notna()]
+    if x_col == "wall_time_s":
+        runs = aggregate.with_wall_time(runs)
     count = 0
     for _, run in runs.groupby("run_id", sort=False):
-        if x_col == "wall_time_s":
-            run = run.sort_values("epoch").assign(
-                wall_time_s=run.sort_values("epoch")["wall_s"].astype(float).fillna(0).cumsum()
-            )
         run = run[np.isfinite(run[metric].to_numpy(dtype=float))]
         if run.empty:
             continue

@@ -374,9 +374,7 @@ def build_report(
         seed=options.seed,
         n_resamples=options.n_resamples,
     )
-    threshold = _threshold(options.threshold, results)
-    if options.threshold is None and (options.minimize or not metric.startswith("return")):
-        threshold = None  # the env's reward threshold is about returns, not this metric
+    threshold = _threshold(options.threshold, results, metric, options.minimize)
     if threshold is not None:
         solved = aggregate.solved_epochs(frame, threshold, metric)
         attrs = dict(table.attrs)
@@ -538,8 +536,8 @@ def build_report(
                 ),
             )
             edges = options.bins
-            if edges is None and not options.minimize and metric.startswith("return"):
-                edges = _bin_edges_or_none(results)  # return bins: not for another metric
+            if edges is None:
+                edges = _bin_edges_or_none(results, metric, options.minimize)
             if edges:
                 outcomes = aggregate.outcome_bins(scores, edges)
                 section(

@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# pytest-xdist workers: much of the suite waits (Ray start, subprocesses, signals), so two
+# workers halve its wall time even on one core; the tests that start their own Ray cluster
+# share one worker (xdist_group "ray_cluster")
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install lint bench clean
 
@@ -31,7 +35,7 @@ demo: $(STAMP)
 test: $(TEST_STAMP)
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the offline report test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
-	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest -x -q
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest -x -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

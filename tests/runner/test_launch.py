@@ -577,6 +577,7 @@ def test_embedded_ray_workers_are_single_threaded(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.xdist_group("ray_cluster")
 def test_two_node_cluster_node_removed(tmp_path: Path, reference: dict) -> None:
     """run_sweep on a 2-node cluster (by address); the second node is removed once every run
     has a checkpoint at epoch >= 10: its pack is resubmitted and the numbers are bitwise
@@ -875,6 +876,7 @@ def test_torn_returns_and_half_written_status_are_handled(tmp_path: Path, refere
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.xdist_group("ray_cluster")
 def test_run_on_existing_ray_head(tmp_path: Path) -> None:
     """`ray start --head` (token authentication, Ray's default for it once a token exists)
     and `a2c-sweep run --address` on it; without the auth settings a clear one-line error."""

@@ -55,6 +55,9 @@ from test_launch import (
 
 from runner.spec import load_spec
 
+# each test starts a Ray cluster of its own: under pytest-xdist they share one worker
+pytestmark = pytest.mark.xdist_group("ray_cluster")
+
 BIN = Path(sys.executable).parent
 A2C_SWEEP = BIN / "a2c-sweep"
 RAY = BIN / "ray"
@@ -337,7 +340,8 @@ def test_overnight_recipe_ray_job_stop_and_resubmit(
     tmp_path: Path, sweep_file: Path, reference: dict, token_file: bool
 ) -> None:
     """README's recipe: 2 one-CPU nodes, `ray job submit --no-wait`, `ray job stop` mid-sweep
-    (after a checkpoint and 10% of the rows), the same submit again to its end: every run's
+    (after a checkpoint and 3% of the rows: early, as `ray job stop` itself can take
+    seconds on a loaded machine), the same submit again to its end: every run's
     rows are bitwise the uninterrupted sweep's, and `ray job logs` has the plain lines."""
     t0 = time.monotonic()
     home = tmp_path / "home"
@@ -376,7 +380,7 @@ def test_overnight_recipe_ray_job_stop_and_resubmit(
                     f"first job {status}:\n{cluster.job_logs('a2c-first')}{cluster.tail()}"
                 )
             return any((d / "checkpoint.pt").exists() for d in dirs) and (
-                sum(row_count(d / "returns.csv") for d in dirs) >= 0.1 * total
+                sum(row_count(d / "returns.csv") for d in dirs) >= 0.03 * total
             )
 
         try:
@@ -394,7 +398,10 @@ def test_overnight_recipe_ray_job_stop_and_resubmit(
         first_logs = cluster.job_logs("a2c-first")
         rows_at_stop = sum(row_count(d / "returns.csv") for d in dirs)
         states = [run_state(d) for d in dirs]
-        assert states.count("done") < len(dirs), f"the sweep ended before the stop: {states}"
+        assert states.count("done") < len(dirs), (
+            f"the sweep ended before the stop ({stop_s:.1f} s, at {rows_at_stop} of {total} rows): "
+            f"{states}"
+        )
         resumable = sum(1 for d, s in zip(dirs, states, strict=True)
                         if (d / "checkpoint.pt").exists() and s != "done")  # fmt: skip
         assert "sweep long: 4 runs, 0 already finished, 4 to train" in first_logs, first_logs

@@ -10,6 +10,9 @@ What is measured (all on one core: one torch thread, one numba thread, single-th
 - (b) ``a2c_core.train_pack`` with a pack of 1 run (same epoch size; the engine's default
   float32 dtype).
 - (c) ``train_pack`` with packs of P runs (distinct seeds) trained in lock-step.
+- (d) the same packs on CartPoleSwingUp-v0 (the article's swing-up settings: gamma 0.999,
+  lam 0.99, policy lr 0.01, value lr 0.1; Gaussian policy), and per pack size the ratio of a
+  swing-up run-epoch to a CartPole one (goal of the performance issue: at most 1.3).
 
 Method: one warm-up epoch per configuration first (the engine's first call also loads or
 JIT-compiles its numba kernels; that cost is timed separately and printed as "first-call
@@ -232,9 +235,12 @@ class PackTiming:
     """epochs where fewer than P records arrived (runs that diverged and left the pack)."""
 
 
-def time_pack(pack: int, steps: int, epochs: int, seed0: int) -> PackTiming:
+SWINGUP = dict(env="CartPoleSwingUp-v0", gamma=0.999, lam=0.99, policy_lr=0.01, value_lr=0.1)
+
+
+def time_pack(pack: int, steps: int, epochs: int, seed0: int, swingup: bool = False) -> PackTiming:
     """Train a pack of ``pack`` runs for ``epochs`` epochs and time every epoch after the first."""
-    config = A2CConfig(epochs=epochs, steps_per_epoch=steps)
+    config = A2CConfig(epochs=epochs, steps_per_epoch=steps, **(SWINGUP if swingup else {}))
     seeds = [seed0 + i for i in range(pack)]
     timing = PackTiming()
     arrivals: dict[int, float] = {}
@@ -422,11 +428,15 @@ def run_benchmark(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     time_article(seed=10_000, steps=steps, epochs=1)
     for p in packs:
-        for _rec in train_pack([A2CConfig(epochs=1, steps_per_epoch=steps)] * p, range(p)):
-            pass
+        for extra in ({}, SWINGUP):
+            for _rec in train_pack([A2CConfig(epochs=1, steps_per_epoch=steps, **extra)] * p,
+                                   range(p)):  # fmt: skip
+                pass
     print(f"warm-up s: {time.perf_counter() - t0:.1f}")
 
+    swing = {p: f"(d) swing-up {pack_label(p)[4:]}" for p in packs}
     per_repeat: dict[str, list[float]] = {label: [] for label in labels}  # s per pack-epoch
+    per_repeat.update({label: [] for label in swing.values()})
     engine_wall: dict[str, list[float]] = {label: [] for label in labels[1:]}
     short = 0
     for rep in range(args.repeats):
@@ -439,14 +449,23 @@ def run_benchmark(args: argparse.Namespace) -> None:
             per_repeat[pack_label(p)].append(statistics.fmean(timing.gaps))
             engine_wall[pack_label(p)].extend(timing.wall_s)
             short += timing.short_batches
+            timing = time_pack(p, steps, args.epochs, seed0, swingup=True)
+            per_repeat[swing[p]].append(statistics.fmean(timing.gaps))
+            short += timing.short_batches
 
     sizes = {ARTICLE_LABEL: 1, **{pack_label(p): p for p in packs}}
     per_run_epoch = {label: statistics.median(per_repeat[label]) / sizes[label] for label in labels}
     print()
     print_table(labels, per_run_epoch)
     print()
+    print("(d) CartPoleSwingUp-v0, same sizes: s per run-epoch, and swing-up / CartPole")
+    for p in packs:
+        up = statistics.median(per_repeat[swing[p]]) / p
+        print(f"  pack {p}: {up:.4f} s per run-epoch, {up / per_run_epoch[pack_label(p)]:.2f}x "
+              "a CartPole run-epoch")  # fmt: skip
+    print()
     print("details (s per pack-epoch, per repeat; engine: median of its own rec.wall_s):")
-    for label in labels:
+    for label in [*labels, *swing.values()]:
         reps = ", ".join(f"{v:.3f}" for v in per_repeat[label])
         extra = ""
         if label in engine_wall:

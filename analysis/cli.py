@@ -126,7 +126,7 @@ def _write_analysis(
     )
     written.append(path)
     envs = sorted(set(_sweep_envs(results)))
-    if args.top > plots.MAX_LINES:
+    if args.top > plots.MAX_LINES and len(table) > plots.MAX_LINES:
         warn(
             f"--top {args.top}: curves_top and profile show the top {plots.MAX_LINES} (one "
             "distinct colour each); facets shows every configuration"

@@ -371,3 +371,10 @@ def test_analyze_warns_about_two_seeds(tmp_path: Path, capsys) -> None:
     results = learning_curve_sweep(tmp_path / "results", epochs=4, seeds=(1, 2))
     assert cli.main(["analyze", str(results), "--top", "2"]) == 0
     assert "at most 2 seeds per configuration" in capsys.readouterr().err
+
+
+def test_top_above_the_colour_limit_warns_only_when_configurations_are_cut(tmp_path, capsys):
+    """Seen: `--top 20` on the 4-configuration demo warned that only 10 are shown."""
+    results = learning_curve_sweep(tmp_path / "results", epochs=3, seeds=(1, 2, 3))
+    assert cli.main(["analyze", str(results), "--top", "20"]) == 0
+    assert "--top 20" not in capsys.readouterr().err

@@ -426,6 +426,15 @@ def _header(statistic: str, minimize: bool) -> list[str]:
             _p_name(minimize), "note"]  # fmt: skip
 
 
+def _versus(a: str, b: str) -> str:
+    """The "a (A) vs b (B)" title; names already tagged (two sweeps of one name) stay as they are."""
+
+    def tag(name: str, side: str) -> str:
+        return name if name.endswith(f" ({side})") else f"{name} ({side})"
+
+    return f"{tag(a, 'A')} vs {tag(b, 'B')}"
+
+
 def _window_text(window: float) -> str:
     return f"{window * 100:g}%"
 
@@ -447,7 +456,7 @@ def compare_markdown(table: pd.DataFrame, *, top: int | None = None) -> str:
     op = "<" if minimize else ">"
     shown = table if top is None else _shown(table, top)
     lines = [
-        f"# {a} (A) vs {b} (B)",
+        f"# {_versus(a, b)}",
         "",
         f"Final score of a run: mean `{table.attrs['metric']}` over its last "
         f"{_window_text(table.attrs['window'])} of epochs (at least one). Per configuration, "
@@ -493,7 +502,7 @@ def _print_table(table: pd.DataFrame, top: int) -> None:
     shown = _shown(table, top)
     a, b = table.attrs["names"]
     rich_table = Table(
-        title=f"{a} (A) vs {b} (B): {len(shown)} of {len(table)} configurations "
+        title=f"{_versus(a, b)}: {len(shown)} of {len(table)} configurations "
         f"(final score = mean {table.attrs['metric']} over the last "
         f"{_window_text(table.attrs['window'])} of epochs)"
     )
@@ -578,7 +587,7 @@ def plot_compare(table: pd.DataFrame, *, top: int = 5) -> Figure:
     )
     caveats = "".join(f"\n({c})" for c in table.attrs.get("caveats", []))
     fig.suptitle(
-        f"{names['A']} (A) vs {names['B']} (B): {name} with 95% bootstrap CI\n"
+        f"{_versus(names['A'], names['B'])}: {name} with 95% bootstrap CI\n"
         f"{_headline_text(table)}{caveats}"
     )
     handles = [

@@ -15,6 +15,8 @@ def write_new(out: Path, data: bytes, validate: Callable[[Path], None] | None = 
     over ``out``; the temp file is removed on any failure. OSError -> one-line AnalysisError.
     """
     tmp, created = out.with_name(f".{out.name}.{os.getpid()}.tmp"), False
+    if out.is_file() and not out.stat().st_mode & 0o222:  # rename would ignore the mode
+        raise AnalysisError(f"{out}: read-only file; not overwritten (make it writable first)")
     try:
         with open(tmp, "xb") as f:  # "x": never someone else's file
             created = True

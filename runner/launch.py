@@ -106,8 +106,11 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
             elif rec.finished:
                 state = "diverged" if rec.diverged else "done"
                 policy = policy_state(cfgs[rec.run], seeds[rec.run], rec.policy)
+                # nothing continues from a diverged run: its end never carries a checkpoint,
+                # even when the epoch it diverged in was a checkpoint epoch of the pack
+                final = rec.checkpoint if state == "done" else None
                 pack.end(rec.run, RunEnded(rid, state, policy, rec.diverged_reason or None,
-                                           rec.checkpoint))  # fmt: skip
+                                           final))  # fmt: skip
             elif rec.checkpoint is not None:
                 pack.after.append(Checkpoint(rid, rec.checkpoint))
             if pack.epoch_complete():

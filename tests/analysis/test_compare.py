@@ -251,6 +251,10 @@ def test_cli_same_directory_twice_warns(fake, tmp_path: Path, capsys) -> None:
     assert captured.err.count("\n") == 1 and "warning" in captured.err
     assert "with itself" in captured.err
     assert "P(best of B > best of A) = 0.50" in captured.out
+    # seen: "fake-grid (A) (A) vs fake-grid (B) (B)"
+    assert "(A) (A)" not in captured.out and "(A) vs" in captured.out
+    md = (tmp_path / "o" / "compare.md").read_text()
+    assert "(A) (A)" not in md and "(B) (B)" not in md
 
 
 def corrupt(results: Path) -> Path:

@@ -378,3 +378,13 @@ def test_top_above_the_colour_limit_warns_only_when_configurations_are_cut(tmp_p
     results = learning_curve_sweep(tmp_path / "results", epochs=3, seeds=(1, 2, 3))
     assert cli.main(["analyze", str(results), "--top", "20"]) == 0
     assert "--top 20" not in capsys.readouterr().err
+
+
+def test_read_only_report_target_is_refused_and_kept(sweep: Path, tmp_path: Path, capsys) -> None:
+    """Seen: `report -o ro.html` on a chmod 444 file replaced it (rename ignores the mode)."""
+    target = tmp_path / "ro.html"
+    target.write_text("original")
+    target.chmod(0o444)
+    assert cli.main(["report", str(sweep), "-o", str(target), "--no-gif"]) == 2
+    assert "read-only" in capsys.readouterr().err
+    assert target.read_text() == "original" and not target.stat().st_mode & 0o222

@@ -826,6 +826,24 @@ def test_pack_keeps_checkpointing_after_its_last_run_finishes() -> None:
     assert 3 <= len(ckpts) <= span / every + 1, (span, ckpts)
 
 
+def test_diverged_run_ends_without_a_checkpoint_even_on_a_checkpoint_epoch() -> None:
+    """Seen in CI on a loaded machine: the epoch a run diverged in was also the pack's
+    checkpoint epoch, and its RunEnded carried a checkpoint (written to disk for a run that
+    nothing continues). Here every epoch is a checkpoint epoch."""
+    from a2c_core import A2CConfig
+    from runner.launch import pack_task_body
+
+    base = {k: v for k, v in LONG.items() if k not in ("name", "grid", "seeds", "execution")}
+    base.update(epochs=3, steps_per_epoch=64, value_iters=2)
+    configs = [A2CConfig(**base).to_dict(), A2CConfig(**base, value_lr=1e30).to_dict()]
+    msgs = list(pack_task_body(configs, [1, 2], ["a", "b"], [None, None], 0.0))
+    ends = {m.run_id: m for m in msgs if isinstance(m, RunEnded)}
+    assert {rid: m.state for rid, m in ends.items()} == {"a": "done", "b": "diverged"}
+    assert ends["b"].checkpoint is None
+    assert ends["a"].checkpoint["epoch"] == 3
+    assert not [m for m in msgs if isinstance(m, Checkpoint) and m.run_id == "b"]
+
+
 # --------------------------------------------------------------------------- 7. torn files
 
 

@@ -216,10 +216,15 @@ def driver(args: list[str | Path], log: Path) -> Iterator[subprocess.Popen]:
             kill_session(proc.pid)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: every socket stays bound until all are chosen, as ports
+    taken one at a time can repeat (seen in CI: Ray refused a dashboard port that was also
+    its agent's)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 # --------------------------------------------------------------------------- reference
@@ -902,15 +907,15 @@ def test_run_on_existing_ray_head(tmp_path: Path) -> None:
 
     ray_exe = BIN / "ray"
     assert ray_exe.exists()
-    port = free_port()
+    port, client_port, agent_port = free_ports(3)
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: unix socket path limit
     head_log = tmp_path / "head.log"
     cmd = [
         str(ray_exe), "start", "--head", "--num-cpus", "3", "--port", str(port),
         "--temp-dir", temp_dir, "--include-dashboard", "false", "--disable-usage-stats",
-        "--ray-client-server-port", str(free_port()),
-        "--dashboard-agent-listen-port", str(free_port()), "--block",
+        "--ray-client-server-port", str(client_port),
+        "--dashboard-agent-listen-port", str(agent_port), "--block",
     ]  # fmt: skip
     with open(head_log, "wb") as log:
         head = subprocess.Popen(

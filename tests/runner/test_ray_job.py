@@ -46,7 +46,7 @@ from test_launch import (
     LONG,
     LONG_EPOCHS,
     child_env,
-    free_port,
+    free_ports,
     read_rows,
     row_count,
     wait_for,
@@ -222,7 +222,7 @@ def two_node_cluster(tmp_path: Path, env: dict[str, str], token: str | None) -> 
     head_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
     # jobs run in the head's environment: a plain progress line every 2 s, not 30 s
     head_env["A2C_SWEEP_PROGRESS_EVERY_S"] = str(PLAIN_PROGRESS_EVERY_S)
-    gcs_port, dash_port = free_port(), free_port()
+    gcs_port, dash_port, client_port, head_agent_port, node_agent_port = free_ports(5)
     # short temp dirs: Ray's unix sockets live under them (108-byte path limit), and one per
     # node, as two nodes of one machine would otherwise share the head's session directory
     temps = [tempfile.mkdtemp(prefix=p, dir="/tmp") for p in ("rjh", "rjw")]
@@ -234,8 +234,8 @@ def two_node_cluster(tmp_path: Path, env: dict[str, str], token: str | None) -> 
         head = start_node(
             ["--head", "--num-cpus", "1", "--port", str(gcs_port),
              "--include-dashboard", "true", "--dashboard-port", str(dash_port),
-             "--temp-dir", temps[0], "--ray-client-server-port", str(free_port()),
-             "--dashboard-agent-listen-port", str(free_port())],
+             "--temp-dir", temps[0], "--ray-client-server-port", str(client_port),
+             "--dashboard-agent-listen-port", str(head_agent_port)],
             head_env, cluster.logs[0],
         )  # fmt: skip
         procs.append(head)
@@ -259,7 +259,7 @@ def two_node_cluster(tmp_path: Path, env: dict[str, str], token: str | None) -> 
 
         node = start_node(
             ["--address", cluster.gcs, "--num-cpus", "1", "--temp-dir", temps[1],
-             "--dashboard-agent-listen-port", str(free_port())],
+             "--dashboard-agent-listen-port", str(node_agent_port)],
             env, cluster.logs[1],
         )  # fmt: skip
         procs.append(node)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from a2c_core.envs.base import GymnasiumPackEnv, PackEnv, Step
+from a2c_core.envs.base import PackEnv, Step
 from a2c_core.envs.cartpole import CARTPOLE_IDS, CartPolePackEnv
+from a2c_core.envs.generic import GymnasiumPackEnv
 from a2c_core.envs.swingup import SWINGUP_IDS, SwingUpPackEnv
 
 __all__ = ["PackEnv", "Step", "make_pack_env"]

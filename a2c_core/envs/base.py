@@ -61,27 +61,28 @@ class PackEnv:
 
 
 class NumpyPackEnv(PackEnv):
-    """Shared machinery of the project's own numpy pack envs (CartPole, CartPoleSwingUp).
+    """Shared machinery of the project's own numpy pack envs (CartPole, CartPoleSwingUp, ...).
 
-    State is stored component-major, [4, P*N] float64 (x, x_dot, theta, theta_dot as
-    contiguous rows), with a step counter per env for the time limit. Same-step autoreset:
+    State is stored component-major, [state_dim, P*N] float64 (for CartPole: x, x_dot, theta,
+    theta_dot as contiguous rows), with a step counter per env for the time limit. Same-step autoreset:
     ``step`` returns the reset observation in ``obs`` and the terminal / truncated one in
     ``final_obs``; resets of run p are drawn from ``rngs[p]`` with ONE call per step for all
     of that run's envs that ended (so a run's draws depend only on its own episodes).
 
-    Subclasses define ``_draw(run, k) -> [k, 4]``, ``_make_obs([4, M]) -> [M, obs_dim]``,
-    ``_advance(actions) -> (new state [4, P*N], reward [P*N], terminated [P*N])``, the spaces
-    and ``max_episode_steps``.
+    Subclasses define ``_draw(run, k) -> [k, state_dim]``, ``_make_obs([state_dim, M]) ->
+    [M, obs_dim]``, ``_advance(actions) -> (new state [state_dim, P*N], reward [P*N],
+    terminated [P*N])``, the spaces, ``state_dim`` and ``max_episode_steps``.
     """
 
     max_episode_steps: int
+    state_dim: int = 4
 
     def __init__(self, num_runs: int, num_envs: int, rngs: list[np.random.Generator]) -> None:
         if len(rngs) != num_runs:
             raise ValueError(f"need one generator per run: {len(rngs)} != {num_runs}")
         self.num_runs, self.num_envs, self.rngs = num_runs, num_envs, rngs
         m = num_runs * num_envs
-        self._state = np.zeros((4, m), dtype=np.float64)
+        self._state = np.zeros((self.state_dim, m), dtype=np.float64)
         self._elapsed = np.zeros(m, dtype=np.int64)
         self._obs = np.zeros((m, self.observation_space.shape[0]), dtype=np.float32)
         self._reset_called = False
@@ -148,83 +149,18 @@ class NumpyPackEnv(PackEnv):
         self._elapsed[idx] = 0
 
     def get_state(self, run: int) -> dict[str, np.ndarray]:
-        """Run ``run``'s envs: {"state": float64 [N, 4] (x, x_dot, theta, theta_dot),
-        "elapsed": int64 [N] steps since the last reset}. Copies, RNG excluded."""
+        """Run ``run``'s envs: {"state": float64 [N, state_dim] (CartPole: x, x_dot, theta,
+        theta_dot), "elapsed": int64 [N] steps since the last reset}. Copies, RNG excluded."""
         rows = self._rows(run)
         return {"state": self._state[:, rows].T.copy(), "elapsed": self._elapsed[rows].copy()}
 
     def set_state(self, run: int, state: dict[str, np.ndarray]) -> None:
         """Restore run ``run``'s envs from :meth:`get_state` output (also refreshes their obs)."""
         rows = self._rows(run)
-        st = np.asarray(state["state"], dtype=np.float64).reshape(self.num_envs, 4).T
+        st = np.asarray(state["state"], dtype=np.float64).reshape(self.num_envs, self.state_dim).T
         self._state[:, rows] = st
         self._elapsed[rows] = np.asarray(state["elapsed"], dtype=np.int64).reshape(-1)
         obs = self._obs.copy()  # a Step held by the caller may alias _obs: replace, don't mutate
         obs[rows] = self._make_obs(st)
         self._obs = obs
         self._reset_called = True
-
-
-class GymnasiumPackEnv(PackEnv):
-    """Fallback for any gymnasium id: one SyncVectorEnv per run, NEXT_STEP autoreset.
-
-    Env states of arbitrary gymnasium envs cannot be saved as plain arrays, so a resumed run
-    restarts its episodes from fresh resets drawn from its own generator (documented in README).
-    """
-
-    def __init__(self, env_id: str, num_runs: int, num_envs: int, rngs: list[np.random.Generator]):
-        from gymnasium.vector import AutoresetMode
-
-        self.num_runs, self.num_envs, self.rngs = num_runs, num_envs, rngs
-        self.envs = [
-            gym.make_vec(
-                env_id,
-                num_envs=num_envs,
-                vectorization_mode="sync",
-                vector_kwargs={"autoreset_mode": AutoresetMode.NEXT_STEP},
-            )
-            for _ in range(num_runs)
-        ]
-        self.observation_space = self.envs[0].single_observation_space
-        self.action_space = self.envs[0].single_action_space
-        self._obs: np.ndarray | None = None
-        self._dummy_next = np.zeros(num_runs * num_envs, dtype=bool)
-
-    def _reset_run(self, run: int) -> np.ndarray:
-        seed = int(self.rngs[run].integers(2**31 - 1))
-        obs, _ = self.envs[run].reset(seed=seed)
-        return np.asarray(obs, dtype=np.float32).reshape(self.num_envs, -1)
-
-    def reset(self) -> np.ndarray:
-        self._obs = np.concatenate([self._reset_run(p) for p in range(self.num_runs)])
-        self._dummy_next[:] = False
-        return self._obs
-
-    def current_obs(self) -> np.ndarray:
-        assert self._obs is not None
-        return self._obs
-
-    def step(self, actions: np.ndarray) -> Step:
-        n = self.num_envs
-        outs = [self.envs[p].step(actions[p * n : (p + 1) * n]) for p in range(self.num_runs)]
-        obs = np.concatenate([np.asarray(o[0], dtype=np.float32).reshape(n, -1) for o in outs])
-        reward = np.concatenate([np.asarray(o[1], dtype=np.float64) for o in outs])
-        terminated = np.concatenate([np.asarray(o[2], dtype=bool) for o in outs])
-        truncated = np.concatenate([np.asarray(o[3], dtype=bool) for o in outs])
-        valid = ~self._dummy_next
-        reward = np.where(valid, reward, 0.0)
-        terminated &= valid
-        truncated &= valid
-        self._dummy_next = terminated | truncated
-        self._obs = obs
-        return Step(obs, obs, reward, terminated, truncated, valid)
-
-    def get_state(self, run: int) -> dict[str, np.ndarray]:
-        return {}
-
-    def set_state(self, run: int, state: dict[str, np.ndarray]) -> None:
-        # Generic envs cannot be restored: start fresh episodes for this run.
-        n = self.num_envs
-        assert self._obs is not None
-        self._obs[run * n : (run + 1) * n] = self._reset_run(run)
-        self._dummy_next[run * n : (run + 1) * n] = False

@@ -167,7 +167,7 @@ class ThreeStepEnv(gym.Env):
 def test_next_step_dummy_transitions_never_counted():
     gym.register("ThreeStep-v0", entry_point=ThreeStepEnv)
     from a2c_core.envs import make_pack_env
-    from a2c_core.envs.base import GymnasiumPackEnv
+    from a2c_core.envs.generic import GymnasiumPackEnv
 
     env = make_pack_env("ThreeStep-v0", 1, 2, [np.random.default_rng(0)])
     assert isinstance(env, GymnasiumPackEnv)

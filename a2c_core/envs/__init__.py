@@ -10,6 +10,7 @@ import numpy as np
 
 from a2c_core.envs.base import PackEnv, Step
 from a2c_core.envs.cartpole import CARTPOLE_IDS, CartPolePackEnv
+from a2c_core.envs.classic import CLASSIC_ENVS
 from a2c_core.envs.generic import GymnasiumPackEnv
 from a2c_core.envs.swingup import SWINGUP_IDS, SwingUpPackEnv
 
@@ -19,10 +20,13 @@ __all__ = ["PackEnv", "Step", "make_pack_env"]
 def make_pack_env(
     env_id: str, num_runs: int, num_envs: int, rngs: list[np.random.Generator]
 ) -> PackEnv:
-    """The fastest pack env for ``env_id``: the project's own numpy vector envs for CartPole
-    and CartPoleSwingUp, gymnasium's sync vector env (NEXT_STEP autoreset) otherwise."""
+    """The fastest pack env for ``env_id``: the project's own vector envs for every
+    classic-control id (CartPole, Acrobot, MountainCar, MountainCarContinuous, Pendulum) and
+    CartPoleSwingUp, gymnasium's sync vector env (NEXT_STEP autoreset) otherwise."""
     if env_id in CARTPOLE_IDS:
         return CartPolePackEnv(env_id, num_runs, num_envs, rngs)
     if env_id in SWINGUP_IDS:
         return SwingUpPackEnv(env_id, num_runs, num_envs, rngs)
+    if env_id in CLASSIC_ENVS:
+        return CLASSIC_ENVS[env_id](num_runs, num_envs, rngs)
     return GymnasiumPackEnv(env_id, num_runs, num_envs, rngs)

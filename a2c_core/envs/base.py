@@ -97,6 +97,11 @@ class NumpyPackEnv(PackEnv):
     def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def _reset_obs(self, state: np.ndarray) -> np.ndarray:
+        """Observation of freshly drawn states (``_make_obs`` unless the env's reset computes
+        it differently, as Acrobot's float32 reset does)."""
+        return self._make_obs(state)
+
     # ------------------------------------------------------------------ PackEnv API
     def _rows(self, run: int) -> slice:
         return slice(run * self.num_envs, (run + 1) * self.num_envs)
@@ -106,7 +111,7 @@ class NumpyPackEnv(PackEnv):
         for p in range(self.num_runs):
             self._state[:, self._rows(p)] = self._draw(p, self.num_envs).T
         self._elapsed[:] = 0
-        self._obs = self._make_obs(self._state)
+        self._obs = self._reset_obs(self._state)
         self._reset_called = True
         return self._obs
 
@@ -145,7 +150,7 @@ class NumpyPackEnv(PackEnv):
         else:
             fresh = np.concatenate([self._draw(p, int(counts[p])) for p in runs])
         self._state[:, idx] = fresh.T
-        obs[idx] = self._make_obs(fresh.T)
+        obs[idx] = self._reset_obs(fresh.T)
         self._elapsed[idx] = 0
 
     def get_state(self, run: int) -> dict[str, np.ndarray]:

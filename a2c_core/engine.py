@@ -134,7 +134,7 @@ class PackState:
     configs: list[A2CConfig]
     seeds: list[int]
     envs: Any  # a2c_core.envs.base.PackEnv
-    fused: Any  # a2c_core.fused.CartPoleFusedRollout | None
+    fused: Any  # a2c_core.fused.FusedRollout | None
     policy: dict[str, np.ndarray]
     policy_opt: list[AdamState]
     value: list[dict[str, np.ndarray]]
@@ -379,8 +379,8 @@ def collect_rollout(state: PackState, policy, buf: Rollout) -> Rollout:
         bufs = dict(obs=buf.obs, act=buf.actions, rew=buf.rewards, term=buf.terminated,
                     end=buf.ends, valid=buf.valid, ret=buf.ep_returns, len=buf.ep_lengths,
                     final=buf.final_obs)  # fmt: skip
-        state.fused.run(state.obs, state.policy["W"], state.policy["b"], np.stack(noise), bufs,
-                        state.ep_return, state.ep_length)  # fmt: skip
+        state.fused.run(state.obs, state.policy, np.stack(noise), bufs, state.ep_return,
+                        state.ep_length)  # fmt: skip
         f_t, f_col = np.nonzero(buf.ends)
         f_obs = buf.final_obs[f_t, f_col]
     else:

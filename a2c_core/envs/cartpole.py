@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from gymnasium import spaces
 
@@ -87,3 +88,32 @@ class CartPolePackEnv(NumpyPackEnv):
         np.add(theta_dot, TAU * thetaacc, out=new[3])
         terminated = (np.abs(new[0]) > X_THRESHOLD) | (np.abs(new[2]) > THETA_THRESHOLD)
         return new, np.ones(actions.shape[0], dtype=np.float64), terminated
+
+
+@numba.njit(cache=True, nogil=True)
+def cartpole_row(s, i, action, two):
+    """:meth:`CartPolePackEnv._advance` for row i of state [4, M], in place, as compiled
+    scalar code (same expression trees, so the same floats); returns (reward, terminated)."""
+    x, x_dot, theta, theta_dot = s[0, i], s[1, i], s[2, i], s[3, i]
+    force = FORCE_MAG if action == 1 else -FORCE_MAG
+    costheta = np.cos(theta)
+    sintheta = np.sin(theta)
+    temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS
+    thetaacc = (GRAVITY * sintheta - costheta * temp) / (
+        LENGTH * (4.0 / 3.0 - MASSPOLE * (costheta * costheta) / TOTAL_MASS)
+    )
+    xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
+    s[0, i] = x + TAU * x_dot
+    s[1, i] = x_dot + TAU * xacc
+    s[2, i] = theta + TAU * theta_dot
+    s[3, i] = theta_dot + TAU * thetaacc
+    terminated = (
+        s[0, i] < -X_THRESHOLD or s[0, i] > X_THRESHOLD
+        or s[2, i] < -THETA_THRESHOLD or s[2, i] > THETA_THRESHOLD
+    )  # fmt: skip
+    return 1.0, terminated
+
+
+@numba.njit(cache=True, nogil=True)
+def cartpole_obs_row(s, i, obs, j):
+    obs[j, 0], obs[j, 1], obs[j, 2], obs[j, 3] = s[0, i], s[1, i], s[2, i], s[3, i]

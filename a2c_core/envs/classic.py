@@ -31,6 +31,7 @@ import numpy as np
 from gymnasium import spaces
 
 from a2c_core.envs.base import NumpyPackEnv
+from a2c_core.envs.cartpole import cartpole_obs_row, cartpole_row
 
 TWO = 2.0  # passed to the compiled code at run time: see the module docstring
 
@@ -231,12 +232,14 @@ def pendulum_obs_row(s, i, obs, j):
 
 
 # --------------------------------------------------------------------------- pack envs
-KIND_ACROBOT, KIND_MOUNTAINCAR, KIND_MCC, KIND_PENDULUM = 1, 2, 3, 4
+KIND_CARTPOLE, KIND_ACROBOT, KIND_MOUNTAINCAR, KIND_MCC, KIND_PENDULUM = 0, 1, 2, 3, 4
 
 
 @numba.njit(cache=True, nogil=True)
 def step_row(kind, s, i, action, two):
     """Dispatch to the env's row step (``kind`` is a KIND_* constant)."""
+    if kind == KIND_CARTPOLE:
+        return cartpole_row(s, i, action, two)
     if kind == KIND_ACROBOT:
         return acrobot_row(s, i, action, two)
     if kind == KIND_MOUNTAINCAR:
@@ -248,7 +251,9 @@ def step_row(kind, s, i, action, two):
 
 @numba.njit(cache=True, nogil=True)
 def obs_row(kind, s, i, obs, j):
-    if kind == KIND_ACROBOT:
+    if kind == KIND_CARTPOLE:
+        cartpole_obs_row(s, i, obs, j)
+    elif kind == KIND_ACROBOT:
         acrobot_obs_row(s, i, obs, j)
     elif kind == KIND_PENDULUM:
         pendulum_obs_row(s, i, obs, j)

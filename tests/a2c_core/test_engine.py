@@ -66,7 +66,11 @@ def test_determinism_across_processes():
     assert len(outs) == 1
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v0", "CartPoleSwingUp-v0"])
+OWN_ENVS = ["CartPole-v0", "CartPoleSwingUp-v0", "Acrobot-v1", "MountainCar-v0",
+            "MountainCarContinuous-v0", "Pendulum-v1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("env_id", OWN_ENVS)
 def test_pack_invariance_bitwise(env_id):
     """Each run of a pack of 3 (different lrs, gammas, lams, seeds) equals the run alone."""
     base = dict(SMALL, env=env_id, epochs=3)
@@ -84,12 +88,13 @@ def test_pack_invariance_bitwise(env_id):
             np.testing.assert_array_equal(packed[p][-1].policy[k], solo[-1].policy[k])
 
 
-def test_checkpoint_resume_bitwise_and_weights_only():
-    cfg = A2CConfig(**dict(SMALL, epochs=5))
+@pytest.mark.parametrize("env_id", OWN_ENVS)
+def test_checkpoint_resume_bitwise_and_weights_only(env_id):
+    cfg = A2CConfig(**dict(SMALL, epochs=5, env=env_id))
     full = list(train(cfg, 7))
     first = list(train(cfg, 7, checkpoint_when=lambda run, epoch: epoch == 2))
     ckpt = next(r.checkpoint for r in first if r.epoch == 2)
-    assert "torch" not in repr(type(ckpt["policy"]["W"]))  # numpy in memory
+    assert all("torch" not in repr(type(a)) for a in ckpt["policy"].values())  # numpy in memory
     buf = io.BytesIO()
     torch.save(to_torch(ckpt), buf)
     buf.seek(0)

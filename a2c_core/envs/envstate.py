@@ -1,0 +1,249 @@
+"""Exact save and restore of gymnasium sub-env states, for the generic pack env.
+
+:class:`a2c_core.envs.generic.GymnasiumPackEnv` steps any gymnasium id through a sync vector
+env. For a run resumed from a checkpoint to continue bit for bit, each of its sub-envs (the
+wrapper stack that ``gymnasium.make`` builds) must come back exactly as it was. Two ways of
+capturing one, chosen per env id:
+
+``mujoco`` (``env.unwrapped`` is a ``gymnasium.envs.mujoco.MujocoEnv``)
+    - the simulator: ``mujoco.mj_getState`` with ``mjSTATE_INTEGRATION``, every element
+      MuJoCo integrates from (time, qpos, qvel, act, history buffers, the solver's warm
+      start, ctrl, applied forces, equality flags, mocap poses, userdata, plugin and plastic
+      state), as float64;
+    - the env's own generator (``env.unwrapped.np_random``: the autoresets draw from it) and
+      the seed gymnasium records with it;
+    - every wrapper's plain counters and flags (``int``/``float``/``bool``/``str``/``None``
+      attributes: TimeLimit's ``_elapsed_steps``, OrderEnforcing's ``_has_reset``, ...).
+      PassiveEnvChecker's one-time checks compare the previous call's objects, which no
+      checkpoint can hold: a restored checker counts them as done (they change no number).
+
+    MuJoCo's derived quantities (body positions, contact forces, ...) are not saved: an env
+    whose ``step`` reads them before simulating (Ant's torso position, Reacher's fingertip)
+    sees the values left by the last substep, which a restored state does not have. The round
+    trip below finds such ids; HalfCheetah and Hopper read only qpos/qvel.
+
+``pickle`` (any other env)
+    a pickle of the whole wrapped sub-env (simulator, generator, wrappers), kept as a uint8
+    array. Many envs pickle without error but lose their state (``EzPickle`` envs, such as
+    the Box2D ones, pickle their constructor arguments only), so a pickle is trusted only
+    for ids where the round trip below passes.
+
+The round trip (:func:`state_capture`, once per id and process): two sub-envs from the same
+vector-env factory, reset with different seeds; the first takes random steps (with episode
+ends reset from its own generator), its state is captured and restored into the second, and
+both then take the same random steps, including a reset at the end: observations, rewards,
+terminated and truncated must agree bit for bit. An id that fails keeps the old behaviour:
+its runs restart their episodes from fresh resets when resumed.
+
+Unpickling runs code: a checkpoint of a pickled env is as trustworthy as the results
+directory it is read from (the project's own files).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pickle
+import sys
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["MUJOCO", "PICKLE", "capture_envs", "restore_envs", "state_capture"]
+
+MUJOCO = "mujoco"
+PICKLE = "pickle"
+
+_KIND_KEY = "env_capture"
+_PLAIN = (bool, int, float, str, type(None))
+_PROBE_WARMUP, _PROBE_COMPARE, _PROBE_AFTER_RESET = 30, 30, 10
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+def kind_of(env: gym.Env) -> str:
+    """``"mujoco"`` for a MuJoCo env (whatever wraps it), else ``"pickle"``."""
+    # a MujocoEnv instance implies its module is loaded: no import (mujoco is optional)
+    module = sys.modules.get("gymnasium.envs.mujoco.mujoco_env")
+    if module is not None and isinstance(env.unwrapped, module.MujocoEnv):
+        return MUJOCO
+    return PICKLE
+
+
+def _bytes_array(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8).copy()
+
+
+def _array_bytes(array: Any) -> bytes:
+    return np.asarray(array, dtype=np.uint8).tobytes()
+
+
+def _wrappers(env: gym.Env) -> list[gym.Wrapper]:
+    """The wrapper stack, outermost first (the unwrapped env excluded)."""
+    layers = []
+    while isinstance(env, gym.Wrapper):
+        layers.append(env)
+        env = env.env
+    return layers
+
+
+def capture_envs(envs: list[gym.Env], kind: str) -> dict[str, np.ndarray]:
+    """The exact state of ``envs`` (one run's sub-envs) as plain arrays, captured ``kind``'s
+    way (see the module docstring). :func:`restore_envs` puts it back."""
+    out = {_KIND_KEY: _bytes_array(kind.encode())}
+    if kind == PICKLE:
+        blobs = [pickle.dumps(env, protocol=pickle.HIGHEST_PROTOCOL) for env in envs]
+        out["env_pickles"] = _bytes_array(b"".join(blobs))
+        out["env_pickle_sizes"] = np.array([len(b) for b in blobs], dtype=np.int64)
+        return out
+    if kind != MUJOCO:
+        raise ValueError(f"unknown env capture kind {kind!r}")
+    import mujoco
+
+    sig = int(mujoco.mjtState.mjSTATE_INTEGRATION)
+    sims, meta = [], []
+    for env in envs:
+        base = env.unwrapped
+        sim = np.empty(mujoco.mj_stateSize(base.model, sig), dtype=np.float64)
+        mujoco.mj_getState(base.model, base.data, sim, sig)
+        sims.append(sim)
+        meta.append({
+            "rng": base.np_random.bit_generator.state,
+            "seed": getattr(base, "_np_random_seed", None),
+            "wrappers": [[type(w).__name__, {k: v for k, v in vars(w).items()
+                                             if isinstance(v, _PLAIN)}]
+                         for w in _wrappers(env)],
+        })  # fmt: skip
+    out["mj_state"] = np.stack(sims)
+    out["env_meta"] = _bytes_array(json.dumps({"sig": sig, "envs": meta}).encode())
+    return out
+
+
+def restore_envs(envs: list[gym.Env], state: dict[str, np.ndarray]) -> list[gym.Env]:
+    """Put :func:`capture_envs`' state back; returns the envs to step from now on (the same
+    objects for MuJoCo, the unpickled ones for a pickle). Raises ValueError (one line) when
+    the state does not fit these envs."""
+    kind = _array_bytes(state[_KIND_KEY]).decode()
+    if kind == PICKLE:
+        sizes = np.asarray(state["env_pickle_sizes"], dtype=np.int64)
+        if sizes.size != len(envs):
+            raise ValueError(f"saved env state holds {sizes.size} envs, this run has {len(envs)}")
+        blob = _array_bytes(state["env_pickles"])
+        ends = np.cumsum(sizes).tolist()
+        starts = [0, *ends[:-1]]
+        return [pickle.loads(blob[a:b]) for a, b in zip(starts, ends, strict=True)]
+    if kind != MUJOCO:
+        raise ValueError(f"saved env state has an unknown capture kind {kind!r}")
+    import mujoco
+
+    meta = json.loads(_array_bytes(state["env_meta"]).decode())
+    sims = np.asarray(state["mj_state"], dtype=np.float64)
+    if len(meta["envs"]) != len(envs) or sims.shape[0] != len(envs):
+        raise ValueError(f"saved env state holds {sims.shape[0]} envs, this run has {len(envs)}")
+    for env, sim, info in zip(envs, sims, meta["envs"], strict=True):
+        base = env.unwrapped
+        if kind_of(env) != MUJOCO:
+            raise ValueError(f"saved MuJoCo state, but {base} is not a MuJoCo env")
+        size = mujoco.mj_stateSize(base.model, meta["sig"])
+        if sim.size != size:
+            raise ValueError(f"saved MuJoCo state has {sim.size} values, {base} needs {size}")
+        mujoco.mj_setState(base.model, base.data, np.ascontiguousarray(sim), meta["sig"])
+        base.np_random.bit_generator.state = info["rng"]
+        if info["seed"] is not None:
+            base._np_random_seed = info["seed"]
+        layers = _wrappers(env)
+        names = [type(w).__name__ for w in layers]
+        if names != [name for name, _ in info["wrappers"]]:
+            saved = [name for name, _ in info["wrappers"]]
+            raise ValueError(f"saved wrapper stack {saved} differs from this env's {names}")
+        for layer, (_, attrs) in zip(layers, info["wrappers"], strict=True):
+            for key, value in attrs.items():
+                setattr(layer, key, value)
+            if isinstance(layer, gym.wrappers.PassiveEnvChecker):
+                layer.checked_reset = layer.checked_step = layer.checked_data_reuse = True
+                layer._previous_data = None
+    return envs
+
+
+# --------------------------------------------------------------------------- the round trip
+
+
+def _same(x: Any, y: Any) -> bool:
+    """Bitwise equality of two step outputs (dtype, shape and bytes)."""
+    a, b = np.asarray(x), np.asarray(y)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
+    """None when a state captured from ``a`` and restored into ``b`` reproduces ``a``'s
+    steps exactly, else why not (one line). Both are reset and stepped here."""
+    a.reset(seed=12345)
+    b.reset(seed=54321)  # differs, so the restore must overwrite all of it
+    space = a.action_space
+    space.seed(2024)  # the space's own generator (never the global one)
+    for _ in range(_PROBE_WARMUP):
+        _, _, terminated, truncated, _ = a.step(space.sample())
+        if terminated or truncated:
+            a.reset()
+    try:
+        state = capture_envs([a], kind)
+    except Exception as exc:  # whatever the env holds that cannot be saved
+        return f"its state cannot be saved ({type(exc).__name__}: {exc})"
+    (restored,) = restore_envs([b], state)
+    what = "its pickled copy" if kind == PICKLE else "its restored MuJoCo state"
+    try:
+        for t in range(1, _PROBE_COMPARE + _PROBE_AFTER_RESET + 1):
+            if t == _PROBE_COMPARE + 1 and not _same(a.reset()[0], restored.reset()[0]):
+                return f"{what} resets to another observation"  # the env's own generator
+            action = space.sample()
+            out_a, out_b = a.step(action)[:4], restored.step(action)[:4]
+            for name, x, y in zip(("observation", "reward", "terminated", "truncated"),
+                                  out_a, out_b, strict=True):  # fmt: skip
+                if not _same(x, y):
+                    return f"{what} gives another {name} {t} step(s) later"
+            if out_a[2] or out_a[3]:
+                a.reset(), restored.reset()
+        return None
+    finally:
+        if restored is not b:
+            restored.close()
+
+
+@functools.cache
+def capture_kind(env_id: str) -> tuple[str | None, str | None]:
+    """(kind, None) when env_id's sub-envs are captured exactly by ``kind``, else (None,
+    one-line reason). Probed once per id and process (two sub-envs, 70 steps)."""
+    from a2c_core.envs.generic import make_vec
+
+    try:
+        vec = make_vec(env_id, 2)
+    except Exception as exc:
+        return None, f"it cannot be made ({type(exc).__name__}: {exc})"
+    try:
+        kind = kind_of(vec.envs[0])
+        reason = _round_trip(*vec.envs, kind)
+    except Exception as exc:
+        reason = f"its state round trip failed ({type(exc).__name__}: {exc})"
+    finally:
+        vec.close()
+    return (kind, None) if reason is None else (None, reason)
+
+
+@functools.cache
+def state_capture(env_id: str) -> str | None:
+    """None when a resumed run of ``env_id`` continues bit for bit (the project's own envs,
+    and generic ids whose state round trip passes), else a one-line reason why its envs
+    cannot be saved (such runs restart their episodes from fresh resets when resumed)."""
+    from a2c_core.envs import make_pack_env
+    from a2c_core.envs.generic import GymnasiumPackEnv
+
+    try:
+        pack = make_pack_env(env_id, 1, 1, [np.random.default_rng(0)])
+    except Exception as exc:
+        return f"it cannot be made ({type(exc).__name__}: {exc})"
+    if not isinstance(pack, GymnasiumPackEnv):
+        return None  # one of the project's own envs: plain arrays, always exact
+    pack.close()
+    return capture_kind(env_id)[1]

@@ -1,8 +1,8 @@
-"""The fused CartPole rollout against gymnasium's CartPoleEnv, step by step."""
+"""The fused rollouts against gymnasium's own envs, step by step."""
 
 import gymnasium as gym
-import pytest
 import numpy as np
+import pytest
 
 from a2c_core.envs.cartpole import CartPolePackEnv
 from a2c_core.envs.classic import KIND_CARTPOLE

@@ -21,7 +21,7 @@ from analysis import aggregate
 from analysis.load import load
 
 ROOT = Path(__file__).resolve().parent
-EXPERIMENTS = ["cartpole-v0-grid", "swingup", "swingup-grid", "swingup-grid-refined"]
+EXPERIMENTS = ["cartpole-v0-grid", "swingup", "swingup-grid", "swingup-grid-refined", "acrobot"]
 
 
 def best_run(experiment: Path) -> str:

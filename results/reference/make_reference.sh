@@ -17,8 +17,9 @@ $A run sweeps/swingup_grid.yaml --results $R              # 3. coarse grid aroun
 # sweeps/swingup_fine.yaml came from `$A refine $R/swingup-grid -o sweeps/swingup_fine.yaml --top 1 --points 3 --seeds 16`
 # with refine's first (median-based) rule; today's rule keeps all three parameters (docs/results.md, 3)
 $A run sweeps/swingup_fine.yaml --results $R              #    and the finer grid it proposes
+$A run sweeps/acrobot.yaml --results $R                   # 5. Acrobot-v1 (own env), 6 configs x 5 seeds
 
-for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined; do
+for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined acrobot; do
     $A analyze $R/$name --top 10
 done
 .venv/bin/python results/reference/make_policies.py                # the best runs' policies (gif --best)

@@ -64,3 +64,22 @@ def test_racing_replay_over_the_published_swingup_grid() -> None:
     assert "24 of 36 configurations stopped; run-epochs 7200 of 18000 (40%)" in out.stdout, (
         out.stdout
     )
+
+
+ENVS = ROOT / "bench" / "envs.py"
+
+
+def test_envs_bench_quick_prints_both_tables() -> None:
+    out = subprocess.run([sys.executable, str(ENVS), "--quick", "--ids", "CartPole-v1,Pendulum-v1"],
+                         capture_output=True, text=True, timeout=TIMEOUT_S, cwd=ROOT)  # fmt: skip
+    report = f"exit {out.returncode}\nstdout:\n{out.stdout}\nstderr:\n{out.stderr}"
+    assert out.returncode == 0, report
+    lines = out.stdout.splitlines()
+    for env_id in ("CartPole-v1", "Pendulum-v1"):
+        for packing in ("8 (1 x 8)", "64 (8 x 8)"):
+            rows = [line for line in lines if line.startswith(f"| {env_id} | {packing} |")]
+            assert len(rows) == 1, report
+            assert rows[0].rstrip().endswith("x |"), report
+        epoch_rows = [line for line in lines if line.startswith(f"| {env_id} | 0.")]
+        assert len(epoch_rows) == 1, report
+    assert not any("Acrobot" in line for line in lines), report

@@ -71,7 +71,8 @@ class NumpyPackEnv(PackEnv):
 
     Subclasses define ``_draw(run, k) -> [k, state_dim]``, ``_make_obs([state_dim, M]) ->
     [M, obs_dim]``, ``_advance(actions) -> (new state [state_dim, P*N], reward [P*N],
-    terminated [P*N])``, the spaces, ``state_dim`` and ``max_episode_steps``.
+    terminated [P*N])`` (or all of :meth:`_transition`), the spaces, ``state_dim`` and
+    ``max_episode_steps``.
     """
 
     max_episode_steps: int
@@ -126,11 +127,7 @@ class NumpyPackEnv(PackEnv):
         float64, terminated/truncated/valid [P*N] bool (terminated wins over the time limit).
         """
         assert self._reset_called, "call reset() before step()"
-        new, reward, terminated = self._advance(actions)
-        self._state = new
-        self._elapsed += 1
-        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
-        final_obs = self._make_obs(new)
+        reward, terminated, truncated, final_obs = self._transition(actions)
         done = terminated | truncated
         obs = final_obs
         if np.count_nonzero(done):  # cheaper than done.any() on small arrays
@@ -139,6 +136,19 @@ class NumpyPackEnv(PackEnv):
         self._obs = obs
         valid = np.ones(reward.shape[0], dtype=bool)
         return Step(obs, final_obs, reward, terminated, truncated, valid)
+
+    def _transition(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Dynamics, step counters and time limit of one step (no resets): returns (reward,
+        terminated, truncated, final_obs). Compiled envs replace it with one kernel call."""
+        new, reward, terminated = self._advance(actions)
+        self._state = new
+        self._elapsed += 1
+        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
+        return reward, terminated, truncated, self._make_obs(new)
+
+    def _restored_obs(self, state: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """The observation of restored states (see :meth:`set_state`)."""
+        return self._make_obs(state)
 
     def _autoreset(self, idx: np.ndarray, obs: np.ndarray) -> None:
         """Reset rows ``idx`` (sorted) in place, one generator call per affected run."""
@@ -166,6 +176,6 @@ class NumpyPackEnv(PackEnv):
         self._state[:, rows] = st
         self._elapsed[rows] = np.asarray(state["elapsed"], dtype=np.int64).reshape(-1)
         obs = self._obs.copy()  # a Step held by the caller may alias _obs: replace, don't mutate
-        obs[rows] = self._make_obs(st)
+        obs[rows] = self._restored_obs(st, self._elapsed[rows])
         self._obs = obs
         self._reset_called = True

@@ -2,8 +2,9 @@
 
 The dynamics repeat gymnasium's ``CartPoleEnv`` operation for operation (same constants, same
 expression order, float64 state, euler integrator), so observations agree bit for bit with
-gymnasium's after the float32 cast. The whole pack advances with a handful of array ops;
-Python only loops over the runs that had an episode end in this step, to draw their resets.
+gymnasium's after the float32 cast. The whole pack advances in one compiled call
+(:func:`cartpole_row` per row, shared with the fused rollout); Python only loops over the runs
+that had an episode end in this step, to draw their resets.
 """
 
 from __future__ import annotations
@@ -67,32 +68,18 @@ class CartPolePackEnv(NumpyPackEnv):
     def _make_obs(self, state: np.ndarray) -> np.ndarray:
         return state.T.astype(np.float32)
 
-    def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        actions = np.asarray(actions).reshape(-1)
-        x, x_dot, theta, theta_dot = self._state
-        force = np.where(actions == 1, FORCE_MAG, -FORCE_MAG)
-        costheta = np.cos(theta)
-        sintheta = np.sin(theta)
-        # Same expression trees as gymnasium's CartPoleEnv.step, so rounding is identical.
-        temp = (force + POLEMASS_LENGTH * np.square(theta_dot) * sintheta) / TOTAL_MASS
-        thetaacc = (GRAVITY * sintheta - costheta * temp) / (
-            LENGTH * (4.0 / 3.0 - MASSPOLE * np.square(costheta) / TOTAL_MASS)
-        )
-        xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-        # Euler: positions move with the old velocities. Build the new state in a fresh array
-        # because x, x_dot, ... are views of the old one.
-        new = np.empty_like(self._state)
-        np.add(x, TAU * x_dot, out=new[0])
-        np.add(x_dot, TAU * xacc, out=new[1])
-        np.add(theta, TAU * theta_dot, out=new[2])
-        np.add(theta_dot, TAU * thetaacc, out=new[3])
-        terminated = (np.abs(new[0]) > X_THRESHOLD) | (np.abs(new[2]) > THETA_THRESHOLD)
-        return new, np.ones(actions.shape[0], dtype=np.float64), terminated
+    def _transition(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One compiled call (:func:`cartpole_row` per row, as the fused rollout steps)."""
+        from a2c_core.envs.classic import KIND_CARTPOLE, TWO, transition_rows
+
+        actions = np.ascontiguousarray(np.asarray(actions).reshape(-1), dtype=np.int64)
+        return transition_rows(KIND_CARTPOLE, self._state, self._elapsed, self.max_episode_steps,
+                               actions, TWO, 4)  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
 def cartpole_row(s, i, action, two):
-    """:meth:`CartPolePackEnv._advance` for row i of state [4, M], in place, as compiled
+    """gymnasium's ``CartPoleEnv.step`` for row i of state [4, M], in place, as compiled
     scalar code (same expression trees, so the same floats); returns (reward, terminated)."""
     x, x_dot, theta, theta_dot = s[0, i], s[1, i], s[2, i], s[3, i]
     force = FORCE_MAG if action == 1 else -FORCE_MAG

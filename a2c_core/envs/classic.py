@@ -1,7 +1,7 @@
 """Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0 and Pendulum-v1 as pack envs.
 
 Each env's dynamics are one compiled function per row (``*_row``), shared by the pack env's
-``_advance`` and by the fused rollout (:mod:`a2c_core.fused`), so both paths step the same
+``_transition`` and by the fused rollout (:mod:`a2c_core.fused`), so both paths step the same
 arithmetic. The functions repeat gymnasium 1.4.0's code operation for operation, including
 its dtypes, so that states, observations and rewards agree with gymnasium's bit for bit:
 
@@ -262,14 +262,20 @@ def obs_row(kind, s, i, obs, j):
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance_rows(kind, state, actions, two):
-    new = state.copy()
+def transition_rows(kind, state, elapsed, limit, actions, two, obs_dim):
+    """One step of every row in place (state, elapsed): :meth:`NumpyPackEnv._transition` in
+    one call. Returns (reward, terminated, truncated, final_obs)."""
     m = state.shape[1]
     reward = np.empty(m)
     terminated = np.empty(m, dtype=np.bool_)
+    truncated = np.empty(m, dtype=np.bool_)
+    final_obs = np.empty((m, obs_dim), dtype=np.float32)
     for i in range(m):
-        reward[i], terminated[i] = step_row(kind, new, i, actions[i], two)
-    return new, reward, terminated
+        reward[i], terminated[i] = step_row(kind, state, i, actions[i], two)
+        elapsed[i] += 1
+        truncated[i] = elapsed[i] >= limit and not terminated[i]
+        obs_row(kind, state, i, final_obs, i)
+    return reward, terminated, truncated, final_obs
 
 
 @numba.njit(cache=True, nogil=True)
@@ -299,8 +305,9 @@ class ClassicPackEnv(NumpyPackEnv):
             return np.ascontiguousarray(np.asarray(actions).reshape(-1), dtype=np.int64)
         return np.ascontiguousarray(np.asarray(actions).reshape(-1), dtype=np.float32)
 
-    def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _advance_rows(self.kind, self._state, self._actions(actions), TWO)
+    def _transition(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        return transition_rows(self.kind, self._state, self._elapsed, self.max_episode_steps,
+                               self._actions(actions), TWO, self.observation_space.shape[0])  # fmt: skip
 
 
 class AcrobotPackEnv(ClassicPackEnv):
@@ -323,6 +330,14 @@ class AcrobotPackEnv(ClassicPackEnv):
         """The first observation of fresh float32 states, in float32 as gymnasium's."""
         s = state.astype(np.float32)
         return np.stack([np.cos(s[0]), np.sin(s[0]), np.cos(s[1]), np.sin(s[1]), s[2], s[3]], 1)
+
+    def _restored_obs(self, state: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """Rows at step 0 whose state is float32 were fresh resets: observed as at reset."""
+        obs = self._make_obs(state)
+        fresh = (elapsed == 0) & (state.astype(np.float32) == state).all(0)
+        if fresh.any():
+            obs[fresh] = self._reset_obs(state[:, fresh])
+        return obs
 
 
 class MountainCarPackEnv(ClassicPackEnv):

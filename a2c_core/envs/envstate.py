@@ -10,6 +10,11 @@ capturing one, chosen per env id:
       MuJoCo integrates from (time, qpos, qvel, act, history buffers, the solver's warm
       start, ctrl, applied forces, equality flags, mocap poses, userdata, plugin and plastic
       state), as float64;
+    - the body positions and centres of mass (``data.xpos``, ``data.xipos``): derived
+      quantities, but left by the last substep and read by some envs before they simulate
+      (Ant's torso position, Humanoid's centre of mass, Reacher-v4's fingertip); every
+      other derived quantity is recomputed by ``mj_step`` before anything reads it
+      (HalfCheetah and Hopper read only qpos before simulating);
     - the env's own generator (``env.unwrapped.np_random``: the autoresets draw from it) and
       the seed gymnasium records with it;
     - every wrapper's plain counters and flags (``int``/``float``/``bool``/``str``/``None``
@@ -17,23 +22,21 @@ capturing one, chosen per env id:
       PassiveEnvChecker's one-time checks compare the previous call's objects, which no
       checkpoint can hold: a restored checker counts them as done (they change no number).
 
-    MuJoCo's derived quantities (body positions, contact forces, ...) are not saved: an env
-    whose ``step`` reads them before simulating (Ant's torso position, Reacher's fingertip)
-    sees the values left by the last substep, which a restored state does not have. The round
-    trip below finds such ids; HalfCheetah and Hopper read only qpos/qvel.
-
 ``pickle`` (any other env)
     a pickle of the whole wrapped sub-env (simulator, generator, wrappers), kept as a uint8
-    array. Many envs pickle without error but lose their state (``EzPickle`` envs, such as
-    the Box2D ones, pickle their constructor arguments only), so a pickle is trusted only
-    for ids where the round trip below passes.
+    array. It is trusted only for ids whose round trip passes: ``EzPickle`` envs (the Box2D
+    ones: LunarLander, BipedalWalker, CarRacing) pickle without error but as their
+    constructor arguments only, so they are not captured.
 
-The round trip (:func:`state_capture`, once per id and process): two sub-envs from the same
-vector-env factory, reset with different seeds; the first takes random steps (with episode
-ends reset from its own generator), its state is captured and restored into the second, and
-both then take the same random steps, including a reset at the end: observations, rewards,
-terminated and truncated must agree bit for bit. An id that fails keeps the old behaviour:
-its runs restart their episodes from fresh resets when resumed.
+The vector env's autoreset flags and the pack env's rows are saved by the pack env itself.
+
+The round trip (:func:`capture_kind`, once per id and process, about 0.1 s): two sub-envs
+from the pack env's own vector-env factory, reset with different seeds; the first takes
+random steps (episode ends reset from its own generator), its state is captured and
+restored into the second, and both take the same random steps, with a reset (no seed)
+between them: observations, rewards, terminated and truncated must agree bit for bit. An
+id that fails keeps the old behaviour: its runs restart their episodes from fresh resets
+when resumed, and :func:`state_capture` says why.
 
 Unpickling runs code: a checkpoint of a pickled env is as trustworthy as the results
 directory it is read from (the project's own files).
@@ -58,6 +61,7 @@ PICKLE = "pickle"
 _KIND_KEY = "env_capture"
 _PLAIN = (bool, int, float, str, type(None))
 _PROBE_WARMUP, _PROBE_COMPARE, _PROBE_AFTER_RESET = 30, 30, 10
+_MJ_DERIVED = ("xpos", "xipos")  # MjData arrays [nbody, 3] kept with the state (see above)
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -117,6 +121,8 @@ def capture_envs(envs: list[gym.Env], kind: str) -> dict[str, np.ndarray]:
                          for w in _wrappers(env)],
         })  # fmt: skip
     out["mj_state"] = np.stack(sims)
+    for name in _MJ_DERIVED:  # [N, nbody, 3] each
+        out[f"mj_{name}"] = np.stack([getattr(env.unwrapped.data, name) for env in envs])
     out["env_meta"] = _bytes_array(json.dumps({"sig": sig, "envs": meta}).encode())
     return out
 
@@ -142,7 +148,7 @@ def restore_envs(envs: list[gym.Env], state: dict[str, np.ndarray]) -> list[gym.
     sims = np.asarray(state["mj_state"], dtype=np.float64)
     if len(meta["envs"]) != len(envs) or sims.shape[0] != len(envs):
         raise ValueError(f"saved env state holds {sims.shape[0]} envs, this run has {len(envs)}")
-    for env, sim, info in zip(envs, sims, meta["envs"], strict=True):
+    for i, (env, sim, info) in enumerate(zip(envs, sims, meta["envs"], strict=True)):
         base = env.unwrapped
         if kind_of(env) != MUJOCO:
             raise ValueError(f"saved MuJoCo state, but {base} is not a MuJoCo env")
@@ -150,6 +156,12 @@ def restore_envs(envs: list[gym.Env], state: dict[str, np.ndarray]) -> list[gym.
         if sim.size != size:
             raise ValueError(f"saved MuJoCo state has {sim.size} values, {base} needs {size}")
         mujoco.mj_setState(base.model, base.data, np.ascontiguousarray(sim), meta["sig"])
+        for name in _MJ_DERIVED:
+            target, saved = getattr(base.data, name), np.asarray(state[f"mj_{name}"][i])
+            if saved.shape != target.shape:
+                raise ValueError(f"saved MuJoCo {name} has shape {saved.shape}, {base} needs "
+                                 f"{target.shape}")  # fmt: skip
+            target[...] = saved
         base.np_random.bit_generator.state = info["rng"]
         if info["seed"] is not None:
             base._np_random_seed = info["seed"]
@@ -170,6 +182,12 @@ def restore_envs(envs: list[gym.Env], state: dict[str, np.ndarray]) -> list[gym.
 # --------------------------------------------------------------------------- the round trip
 
 
+def _error(exc: BaseException) -> str:
+    """An exception as one short line: its type, and its message's first line if any."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
 def _same(x: Any, y: Any) -> bool:
     """Bitwise equality of two step outputs (dtype, shape and bytes)."""
     a, b = np.asarray(x), np.asarray(y)
@@ -179,6 +197,8 @@ def _same(x: Any, y: Any) -> bool:
 def _round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
     """None when a state captured from ``a`` and restored into ``b`` reproduces ``a``'s
     steps exactly, else why not (one line). Both are reset and stepped here."""
+    if kind == PICKLE and isinstance(a.unwrapped, gym.utils.EzPickle):
+        return "it pickles as its constructor arguments only (EzPickle), not its state"
     a.reset(seed=12345)
     b.reset(seed=54321)  # differs, so the restore must overwrite all of it
     space = a.action_space
@@ -190,15 +210,19 @@ def _round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
     try:
         state = capture_envs([a], kind)
     except Exception as exc:  # whatever the env holds that cannot be saved
-        return f"its state cannot be saved ({type(exc).__name__}: {exc})"
-    (restored,) = restore_envs([b], state)
+        return f"its state cannot be saved ({_error(exc)})"
     what = "its pickled copy" if kind == PICKLE else "its restored MuJoCo state"
+    try:
+        (restored,) = restore_envs([b], state)
+    except Exception as exc:
+        return f"{what} cannot be restored ({_error(exc)})"
     try:
         for t in range(1, _PROBE_COMPARE + _PROBE_AFTER_RESET + 1):
             if t == _PROBE_COMPARE + 1 and not _same(a.reset()[0], restored.reset()[0]):
                 return f"{what} resets to another observation"  # the env's own generator
             action = space.sample()
-            out_a, out_b = a.step(action)[:4], restored.step(action)[:4]
+            out_a = a.step(action)[:4]
+            out_b = restored.step(action)[:4]
             for name, x, y in zip(("observation", "reward", "terminated", "truncated"),
                                   out_a, out_b, strict=True):  # fmt: skip
                 if not _same(x, y):
@@ -206,6 +230,8 @@ def _round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
             if out_a[2] or out_a[3]:
                 a.reset(), restored.reset()
         return None
+    except Exception as exc:
+        return f"{what} cannot continue the episode ({_error(exc)})"
     finally:
         if restored is not b:
             restored.close()
@@ -220,12 +246,12 @@ def capture_kind(env_id: str) -> tuple[str | None, str | None]:
     try:
         vec = make_vec(env_id, 2)
     except Exception as exc:
-        return None, f"it cannot be made ({type(exc).__name__}: {exc})"
+        return None, f"it cannot be made ({_error(exc)})"
     try:
         kind = kind_of(vec.envs[0])
         reason = _round_trip(*vec.envs, kind)
     except Exception as exc:
-        reason = f"its state round trip failed ({type(exc).__name__}: {exc})"
+        reason = f"its state round trip failed ({_error(exc)})"
     finally:
         vec.close()
     return (kind, None) if reason is None else (None, reason)
@@ -242,7 +268,7 @@ def state_capture(env_id: str) -> str | None:
     try:
         pack = make_pack_env(env_id, 1, 1, [np.random.default_rng(0)])
     except Exception as exc:
-        return f"it cannot be made ({type(exc).__name__}: {exc})"
+        return f"it cannot be made ({_error(exc)})"
     if not isinstance(pack, GymnasiumPackEnv):
         return None  # one of the project's own envs: plain arrays, always exact
     pack.close()

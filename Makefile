@@ -20,9 +20,10 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# the tests' independent references (rliable, playwright) stay out of the demo's install
+# the tests' independent references (rliable, playwright) and the MuJoCo / Box2D envs of the
+# generic-env tests (extra "mujoco") stay out of the demo's install
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,test]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,test,mujoco]'
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

@@ -598,6 +598,25 @@ def _check_envs(grid: dict[str, list[Any]], fixed: dict[str, Any], key_path: Cal
             err(where, f"unknown environment id {env!r}{hint}")
 
 
+def inexact_resume_warnings(sweep: Sweep) -> list[str]:
+    """One line for each env id of the sweep whose env state checkpoints cannot hold
+    (:func:`a2c_core.envs.state_capture`; nothing for the project's own envs, a round trip of
+    ~0.1 s once per process for other ids). `a2c-sweep run` and its dry run print them."""
+    from a2c_core.envs import state_capture
+
+    envs = sweep.grid.get("env", [sweep.fixed.get("env", A2CConfig().env)])
+    lines = []
+    for env in dict.fromkeys(envs):
+        reason = state_capture(env)
+        if reason is not None:
+            lines.append(
+                f"{env}: its env state cannot be checkpointed ({reason}); an interrupted run "
+                "resumes with its episodes restarted from fresh resets, so its numbers then "
+                "differ from an uninterrupted run's"
+            )
+    return lines
+
+
 def _parse(text: str, path: Path) -> Sweep:
     def err(key: str, problem: str) -> NoReturn:
         raise SpecError(f"{path}: {key}: {problem}")

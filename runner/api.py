@@ -94,7 +94,7 @@ def run_sweep(
         SweepError: bad input of any kind, before anything is written where possible.
         KeyboardInterrupt: as raised (checkpoints kept; Ray stopped if this call started it).
     """
-    from a2c_core.spec import SpecError, load_spec
+    from a2c_core.spec import SpecError, inexact_resume_warnings, load_spec
     from runner.launch import RayConnectError, SweepRunner, check_address
     from runner.store import Store, StoreError
 
@@ -113,6 +113,8 @@ def run_sweep(
         problem = warning(sweep.racing, len(sweep.seeds))
         if problem:
             warn(problem)
+    for line in inexact_resume_warnings(sweep):
+        warn(line)
     try:
         runs = sweep.runs()
     except ValueError as exc:  # a constraint across fields, checked when runs are built

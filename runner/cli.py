@@ -445,6 +445,7 @@ def _dry_run(sweep, store, args) -> int:
     """The expansion, counted without building every run (a 10^6-run grid prints at once)."""
     import itertools
 
+    from a2c_core.spec import inexact_resume_warnings
     from runner.launch import pack_sizes
 
     cpus = sweep.execution.num_cpus or os.cpu_count() or 1
@@ -460,6 +461,8 @@ def _dry_run(sweep, store, args) -> int:
         problem = racing.warning(sweep.racing, len(sweep.seeds))
         if problem:
             print(f"  warning: {problem}")
+    for line in inexact_resume_warnings(sweep):
+        print(f"  warning: {line}")
     if store.runs_dir.is_dir() and sweep.num_runs <= DRY_RUN_COUNT_LIMIT:
         done = sum(1 for r in sweep.iter_runs() if store.is_finished(r.run_id))
         print(f"  already finished under {store.dir}: {done:,}")

@@ -87,6 +87,8 @@ class NumpyPackEnv(PackEnv):
         self._elapsed = np.zeros(m, dtype=np.int64)
         self._obs = np.zeros((m, self.observation_space.shape[0]), dtype=np.float32)
         self._reset_called = False
+        self._all_valid = np.ones(m, dtype=bool)  # same-step autoreset: no dummy transitions
+        self._all_valid.flags.writeable = False
 
     # ------------------------------------------------------------------ subclass hooks
     def _draw(self, run: int, k: int) -> np.ndarray:
@@ -134,8 +136,7 @@ class NumpyPackEnv(PackEnv):
             obs = final_obs.copy()
             self._autoreset(np.flatnonzero(done), obs)
         self._obs = obs
-        valid = np.ones(reward.shape[0], dtype=bool)
-        return Step(obs, final_obs, reward, terminated, truncated, valid)
+        return Step(obs, final_obs, reward, terminated, truncated, self._all_valid)
 
     def _transition(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         """Dynamics, step counters and time limit of one step (no resets): returns (reward,

@@ -70,11 +70,8 @@ class CartPolePackEnv(NumpyPackEnv):
 
     def _transition(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         """One compiled call (:func:`cartpole_row` per row, as the fused rollout steps)."""
-        from a2c_core.envs.classic import KIND_CARTPOLE, TWO, transition_rows
-
         actions = np.ascontiguousarray(np.asarray(actions).reshape(-1), dtype=np.int64)
-        return transition_rows(KIND_CARTPOLE, self._state, self._elapsed, self.max_episode_steps,
-                               actions, TWO, 4)  # fmt: skip
+        return _transition_rows(self._state, self._elapsed, self.max_episode_steps, actions)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -104,3 +101,20 @@ def cartpole_row(s, i, action, two):
 @numba.njit(cache=True, nogil=True)
 def cartpole_obs_row(s, i, obs, j):
     obs[j, 0], obs[j, 1], obs[j, 2], obs[j, 3] = s[0, i], s[1, i], s[2, i], s[3, i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _transition_rows(state, elapsed, limit, actions):
+    """:meth:`NumpyPackEnv._transition` of a CartPole pack in one call (state and elapsed in
+    place): (reward, terminated, truncated, final_obs)."""
+    m = state.shape[1]
+    reward = np.empty(m)
+    terminated = np.empty(m, dtype=np.bool_)
+    truncated = np.empty(m, dtype=np.bool_)
+    final_obs = np.empty((m, 4), dtype=np.float32)
+    for i in range(m):
+        reward[i], terminated[i] = cartpole_row(state, i, actions[i], 2.0)
+        elapsed[i] += 1
+        truncated[i] = elapsed[i] >= limit and not terminated[i]
+        cartpole_obs_row(state, i, final_obs, i)
+    return reward, terminated, truncated, final_obs

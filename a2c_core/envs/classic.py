@@ -301,9 +301,9 @@ class ClassicPackEnv(NumpyPackEnv):
         return _obs_rows(self.kind, np.ascontiguousarray(state), obs_dim)
 
     def _actions(self, actions: np.ndarray) -> np.ndarray:
-        if isinstance(self.action_space, spaces.Discrete):
-            return np.ascontiguousarray(np.asarray(actions).reshape(-1), dtype=np.int64)
-        return np.ascontiguousarray(np.asarray(actions).reshape(-1), dtype=np.float32)
+        """[P*N] int64 (Discrete) or float32 (the first action dimension) for the kernels."""
+        dtype = np.int64 if isinstance(self.action_space, spaces.Discrete) else np.float32
+        return np.ascontiguousarray(np.asarray(actions).reshape(-1), dtype=dtype)
 
     def _transition(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         return transition_rows(self.kind, self._state, self._elapsed, self.max_episode_steps,

@@ -30,13 +30,14 @@ capturing one, chosen per env id:
 
 The vector env's autoreset flags and the pack env's rows are saved by the pack env itself.
 
-The round trip (:func:`capture_kind`, once per id and process, about 0.1 s): two sub-envs
-from the pack env's own vector-env factory, reset with different seeds; the first takes
+The round trip (:func:`round_trip`; ``a2c_core.envs.generic.capture_kind`` runs it once per
+id and process, about 0.1 s): two sub-envs from the pack env's own vector-env factory,
+reset with different seeds; the first takes
 random steps (episode ends reset from its own generator), its state is captured and
 restored into the second, and both take the same random steps, with a reset (no seed)
 between them: observations, rewards, terminated and truncated must agree bit for bit. An
 id that fails keeps the old behaviour: its runs restart their episodes from fresh resets
-when resumed, and :func:`state_capture` says why.
+when resumed, and ``a2c_core.envs.state_capture`` says why.
 
 Unpickling runs code: a checkpoint of a pickled env is as trustworthy as the results
 directory it is read from (the project's own files).
@@ -44,7 +45,6 @@ directory it is read from (the project's own files).
 
 from __future__ import annotations
 
-import functools
 import json
 import pickle
 import sys
@@ -53,7 +53,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["MUJOCO", "PICKLE", "capture_envs", "restore_envs", "state_capture"]
+__all__ = ["MUJOCO", "PICKLE", "capture_envs", "error_line", "kind_of", "restore_envs",
+           "round_trip"]  # fmt: skip
 
 MUJOCO = "mujoco"
 PICKLE = "pickle"
@@ -182,7 +183,7 @@ def restore_envs(envs: list[gym.Env], state: dict[str, np.ndarray]) -> list[gym.
 # --------------------------------------------------------------------------- the round trip
 
 
-def _error(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     """An exception as one short line: its type, and its message's first line if any."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
@@ -194,9 +195,10 @@ def _same(x: Any, y: Any) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-def _round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
-    """None when a state captured from ``a`` and restored into ``b`` reproduces ``a``'s
-    steps exactly, else why not (one line). Both are reset and stepped here."""
+def round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
+    """None when a state captured from ``a`` and restored into ``b`` (two sub-envs of one id,
+    ``kind`` = :func:`kind_of`) reproduces ``a``'s steps exactly, else why not (one line).
+    Both are reset and stepped here (see the module docstring)."""
     if kind == PICKLE and isinstance(a.unwrapped, gym.utils.EzPickle):
         return "it pickles as its constructor arguments only (EzPickle), not its state"
     a.reset(seed=12345)
@@ -210,12 +212,12 @@ def _round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
     try:
         state = capture_envs([a], kind)
     except Exception as exc:  # whatever the env holds that cannot be saved
-        return f"its state cannot be saved ({_error(exc)})"
+        return f"its state cannot be saved ({error_line(exc)})"
     what = "its pickled copy" if kind == PICKLE else "its restored MuJoCo state"
     try:
         (restored,) = restore_envs([b], state)
     except Exception as exc:
-        return f"{what} cannot be restored ({_error(exc)})"
+        return f"{what} cannot be restored ({error_line(exc)})"
     try:
         for t in range(1, _PROBE_COMPARE + _PROBE_AFTER_RESET + 1):
             if t == _PROBE_COMPARE + 1 and not _same(a.reset()[0], restored.reset()[0]):
@@ -231,45 +233,7 @@ def _round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
                 a.reset(), restored.reset()
         return None
     except Exception as exc:
-        return f"{what} cannot continue the episode ({_error(exc)})"
+        return f"{what} cannot continue the episode ({error_line(exc)})"
     finally:
         if restored is not b:
             restored.close()
-
-
-@functools.cache
-def capture_kind(env_id: str) -> tuple[str | None, str | None]:
-    """(kind, None) when env_id's sub-envs are captured exactly by ``kind``, else (None,
-    one-line reason). Probed once per id and process (two sub-envs, 70 steps)."""
-    from a2c_core.envs.generic import make_vec
-
-    try:
-        vec = make_vec(env_id, 2)
-    except Exception as exc:
-        return None, f"it cannot be made ({_error(exc)})"
-    try:
-        kind = kind_of(vec.envs[0])
-        reason = _round_trip(*vec.envs, kind)
-    except Exception as exc:
-        reason = f"its state round trip failed ({_error(exc)})"
-    finally:
-        vec.close()
-    return (kind, None) if reason is None else (None, reason)
-
-
-@functools.cache
-def state_capture(env_id: str) -> str | None:
-    """None when a resumed run of ``env_id`` continues bit for bit (the project's own envs,
-    and generic ids whose state round trip passes), else a one-line reason why its envs
-    cannot be saved (such runs restart their episodes from fresh resets when resumed)."""
-    from a2c_core.envs import make_pack_env
-    from a2c_core.envs.generic import GymnasiumPackEnv
-
-    try:
-        pack = make_pack_env(env_id, 1, 1, [np.random.default_rng(0)])
-    except Exception as exc:
-        return f"it cannot be made ({_error(exc)})"
-    if not isinstance(pack, GymnasiumPackEnv):
-        return None  # one of the project's own envs: plain arrays, always exact
-    pack.close()
-    return capture_kind(env_id)[1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import gymnasium as gym
 import numpy as np
 
 from a2c_core.envs.base import PackEnv, Step
-from a2c_core.envs.envstate import capture_envs, capture_kind, restore_envs
+from a2c_core.envs.envstate import capture_envs, error_line, kind_of, restore_envs, round_trip
 
 
 def make_vec(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
@@ -22,6 +24,25 @@ def make_vec(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
     )
 
 
+@functools.cache
+def capture_kind(env_id: str) -> tuple[str | None, str | None]:
+    """How env_id's sub-envs are saved exactly: ``("mujoco" | "pickle", None)``, or ``(None,
+    one-line reason)`` when they cannot be. Decided by :func:`a2c_core.envs.envstate.round_trip`
+    on two sub-envs from :func:`make_vec`, once per id and process (about 0.1 s)."""
+    try:
+        vec = make_vec(env_id, 2)
+    except Exception as exc:
+        return None, f"it cannot be made ({error_line(exc)})"
+    try:
+        kind = kind_of(vec.envs[0])
+        reason = round_trip(*vec.envs, kind)
+    except Exception as exc:
+        reason = f"its state round trip failed ({error_line(exc)})"
+    finally:
+        vec.close()
+    return (kind, None) if reason is None else (None, reason)
+
+
 class GymnasiumPackEnv(PackEnv):
     """Fallback for any gymnasium id: one SyncVectorEnv per run, NEXT_STEP autoreset.
 
@@ -30,7 +51,7 @@ class GymnasiumPackEnv(PackEnv):
     trip proved sound), together with the vector env's autoreset flags (an env whose episode
     ended at the last step resets, as a dummy transition, at the next) and this pack's
     observation and dummy rows: a resumed run then continues bit for bit. For an id that
-    cannot be captured (``envstate.state_capture`` says why) the state is empty and
+    cannot be captured (:func:`a2c_core.envs.state_capture` says why) the state is empty and
     :meth:`set_state` starts fresh episodes from the run's own generator.
     """
 

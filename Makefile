@@ -20,10 +20,11 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# the tests' independent references (rliable, playwright) and the MuJoCo / Box2D envs of the
-# generic-env tests (extra "mujoco") stay out of the demo's install
+# the tests' independent references (rliable, playwright), the MuJoCo / Box2D envs of the
+# generic-env tests (extra "mujoco") and bench/peers.py's Stable-Baselines3 (extra "bench",
+# for its smoke test) stay out of the demo's install
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,test,mujoco]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev,test,mujoco,bench]'
 	touch $(TEST_STAMP)
 
 install: $(STAMP)
@@ -41,5 +42,7 @@ test: $(TEST_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/epoch_throughput.py
+	$(BIN)/python bench/envs.py
+	$(BIN)/python bench/peers.py

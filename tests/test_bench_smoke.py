@@ -83,3 +83,22 @@ def test_envs_bench_quick_prints_both_tables() -> None:
         epoch_rows = [line for line in lines if line.startswith(f"| {env_id} | 0.")]
         assert len(epoch_rows) == 1, report
     assert not any("Acrobot" in line for line in lines), report
+
+
+PEERS = ROOT / "bench" / "peers.py"
+
+
+def test_peers_bench_smoke_runs_both_systems() -> None:
+    """bench/peers.py --smoke: a2c-sweep and Stable-Baselines3 (the `bench` extra, in the
+    test install) each train CartPole-v1 for 20k steps per seed and the table prints."""
+    pytest.importorskip("stable_baselines3", reason="the bench extra: pip install -e '.[bench]'")
+    out = subprocess.run([sys.executable, str(PEERS), "--smoke"], capture_output=True,
+                         text=True, timeout=TIMEOUT_S, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, f"stdout:\n{out.stdout}\nstderr:\n{out.stderr}"
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    systems = [r.split("|")[1].strip() for r in rows[2:]]
+    assert systems == ["a2c-sweep", "SB3 A2C (zoo)"], out.stdout
+    for r in rows[2:]:
+        solved = r.split("|")[2].strip()
+        assert solved.endswith("/2"), r
+    assert "ratios SB3 / a2c-sweep" in out.stdout

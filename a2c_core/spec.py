@@ -586,16 +586,59 @@ def _parse_grid(
 
 def _check_envs(grid: dict[str, list[Any]], fixed: dict[str, Any], key_path: Callable[[str], str],
                 err: Callable[[str, str], NoReturn]) -> None:  # fmt: skip
-    """Every env id of the sweep must be registered (with a close match as a hint)."""
+    """Every env id of the sweep must be registered (with a close match as a hint); an id of
+    gymnasium's ``module:EnvId-v0`` form is checked by :func:`trainable_problems` only (when a
+    sweep is run: reading results never needs the module)."""
     envs = grid.get("env", [fixed.get("env", A2CConfig().env)])
-    known = None
     for i, env in enumerate(envs):
-        known = known if known is not None else _known_env_ids()
-        if env not in known:
-            close = difflib.get_close_matches(env, sorted(known), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            where = f"grid.env[{i}]" if "env" in grid else key_path("env")
-            err(where, f"unknown environment id {env!r}{hint}")
+        problem = None if ":" in env else _unknown_env(env)
+        if problem:
+            err(f"grid.env[{i}]" if "env" in grid else key_path("env"), problem)
+
+
+def _unknown_env(env: str) -> str | None:
+    known = _known_env_ids()
+    if env in known:
+        return None
+    close = difflib.get_close_matches(env, sorted(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown environment id {env!r}{hint}"
+
+
+def env_id_problem(env: str) -> str | None:
+    """None when the engine can train on ``env``; else one line: an unknown id (with a close
+    match as a hint), a ``module:EnvId`` whose module cannot be imported or does not register
+    the id, or an env that cannot be made or has unsupported spaces
+    (:func:`a2c_core.envs.env_problem`)."""
+    from a2c_core.envs import env_problem
+
+    module, _, name = env.rpartition(":")
+    if module:  # gymnasium's "module:EnvId-v0": importing the module registers the id
+        import importlib
+
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
+            return f"{env}: cannot import module {module!r} ({type(exc).__name__}: {exc})"
+        if name not in _known_env_ids():
+            return f"{env}: module {module!r} does not register {name!r}"
+    elif problem := _unknown_env(env):
+        return problem
+    problem = env_problem(env)
+    return f"{env}: {problem}" if problem else None
+
+
+def trainable_problems(sweep: Sweep) -> list[str]:
+    """`a2c-sweep run` (and its dry run) refuse a sweep with an env the engine cannot train
+    on, before Ray starts: one line per such env, naming its key."""
+    envs = sweep.grid.get("env", [sweep.fixed.get("env", A2CConfig().env)])
+    out = []
+    for i, env in enumerate(envs):
+        problem = env_id_problem(env)
+        if problem:
+            where = f"grid.env[{i}]" if "env" in sweep.grid else "env"
+            out.append(f"{where}: {problem}")
+    return out
 
 
 def inexact_resume_warnings(sweep: Sweep) -> list[str]:

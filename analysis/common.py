@@ -272,7 +272,9 @@ def _sweep_envs(results: Path) -> list[str]:
 
         spec = yaml.safe_load((results / "sweep.yaml").read_text(encoding="utf-8")) or {}
         grid = spec.get("grid") or {}
-        return [str(e) for e in [spec.get("env", "CartPole-v0"), *list(grid.get("env", []))]]
+        if grid.get("env"):  # a swept env replaces the fixed one (or the default)
+            return [str(e) for e in grid["env"]]
+        return [str(spec.get("env", "CartPole-v0"))]
     except Exception:  # noqa: BLE001 - a damaged sweep.yaml only loses the env in titles
         return []
 

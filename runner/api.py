@@ -107,6 +107,7 @@ def run_sweep(
     except SpecError as exc:
         raise SweepError(str(exc)) from None
     check_size(sweep, max_runs)
+    check_trainable(sweep)
     if sweep.racing is not None:
         from runner.racing import warning
 
@@ -196,6 +197,16 @@ def run_sweep(
         worker_nice=dict(runner.worker_nice) if runner else {},
         spared_epochs=store.spared_epochs(runs) if counts["stopped"] else 0,
     )  # fmt: skip
+
+
+def check_trainable(sweep: Sweep) -> None:
+    """Refuse, before Ray starts, a sweep with an env the engine cannot train on (unknown
+    module, unsupported spaces, a missing optional dependency such as MuJoCo)."""
+    from a2c_core.spec import trainable_problems
+
+    problems = trainable_problems(sweep)
+    if problems:
+        raise SweepError(f"{sweep.path}: {problems[0]}")
 
 
 def check_size(sweep: Sweep, max_runs: int) -> None:

@@ -40,10 +40,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = A2CConfig(**{k: v for k, v in fields.items() if v is not None})
     except ValueError as exc:
         return fail(str(exc))
-    import gymnasium as gym
+    from a2c_core.spec import env_id_problem
 
-    if cfg.env not in gym.envs.registry:
-        return fail(f"env: unknown gymnasium id {cfg.env!r}")
+    problem = env_id_problem(cfg.env)
+    if problem:
+        return fail(f"env: {problem}")
     if args.seed < 0:
         return fail(f"seed: must be a non-negative integer, got {args.seed}")
     from rich.progress import (
@@ -112,11 +113,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep, err = _load(args.sweep)
     if sweep is None:
         return err
-    from runner.api import SweepError, check_size, run_sweep
+    from runner.api import SweepError, check_size, check_trainable, run_sweep
 
     try:
         check_size(sweep, args.max_runs)  # counted, never built: 10^7 runs refused at once
         if args.dry_run:
+            check_trainable(sweep)
             from runner.store import Store, StoreError
 
             try:

@@ -17,7 +17,7 @@ from a2c_core.envs.envstate import error_line
 from a2c_core.envs.generic import GymnasiumPackEnv, capture_kind
 from a2c_core.envs.swingup import SWINGUP_IDS, SwingUpPackEnv
 
-__all__ = ["PackEnv", "Step", "make_pack_env", "state_capture"]
+__all__ = ["PackEnv", "Step", "env_problem", "make_pack_env", "state_capture"]
 
 
 def make_pack_env(
@@ -51,3 +51,30 @@ def state_capture(env_id: str) -> str | None:
         return None
     pack.close()
     return capture_kind(env_id)[1]
+
+
+@functools.cache
+def env_problem(env_id: str) -> str | None:
+    """None when the engine can train on ``env_id``; otherwise one line saying why not: it
+    cannot be made (a missing optional dependency, say), or its spaces are not a Box
+    observation with Discrete or Box actions. Own ids are fine by construction; others are
+    made once (cached per id; a MuJoCo env about 0.1 s)."""
+    if env_id in CARTPOLE_IDS or env_id in SWINGUP_IDS or env_id in CLASSIC_ENVS:
+        return None
+    import gymnasium as gym
+
+    try:
+        env = gym.make(env_id)
+    except Exception as exc:
+        return f"cannot be made: {error_line(exc)}"
+    try:
+        obs, act = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if not isinstance(obs, gym.spaces.Box):
+        return f"observation space {obs} is not supported (the policies need a Box)"
+    if not isinstance(act, gym.spaces.Discrete | gym.spaces.Box):
+        return f"action space {act} is not supported (Discrete or Box)"
+    if isinstance(act, gym.spaces.Box) and len(act.shape) != 1:
+        return f"action space {act} is not supported (a Box action must be a vector)"
+    return None

@@ -129,3 +129,15 @@ def test_analyze_and_report_keep_tasks_apart(two_tasks: Path, tmp_path: Path, ca
     page = (copy / "report.html").read_text()
     assert '<h2 id="tasks">Across tasks</h2>' in page
     assert page.count("band, top 3 configurations.") == 2  # one curve figure per env
+
+
+def test_sweep_envs_are_the_swept_ones_only(tmp_path):
+    """A swept env replaces the fixed one: no phantom default (CartPole-v0) in titles."""
+    from analysis.common import _sweep_envs
+
+    (tmp_path / "sweep.yaml").write_text("name: x\ngrid:\n  env: [Acrobot-v1, Pendulum-v1]\n")
+    assert _sweep_envs(tmp_path) == ["Acrobot-v1", "Pendulum-v1"]
+    (tmp_path / "sweep.yaml").write_text("name: x\nenv: Pendulum-v1\n")
+    assert _sweep_envs(tmp_path) == ["Pendulum-v1"]
+    (tmp_path / "sweep.yaml").write_text("name: x\n")
+    assert _sweep_envs(tmp_path) == ["CartPole-v0"]

@@ -34,6 +34,8 @@ def test_train_swingup_writes_csv_rows(tmp_path):
         (["--epochs", "0"], "epochs"),
         (["--num-envs", "-3"], "num_envs"),
         (["--env", "NoSuchEnv-v0"], "env"),
+        (["--env", "Pendulm-v1"], "did you mean 'Pendulum-v1'"),
+        (["--env", "FrozenLake-v1"], "env: FrozenLake-v1: observation space Discrete(16)"),
         (["--seed", "-1"], "seed"),
     ],
 )

@@ -303,6 +303,25 @@ BAD_SWEEPS = {
         """,
         "env",
     ),
+    # refused before Ray starts: the policies need a Box observation (it used to fail every
+    # run after Ray's start)
+    "unsupported-env": (
+        """\
+        name: bad
+        grid:
+          env: [Acrobot-v1, FrozenLake-v1]
+        seeds: [1]
+        """,
+        "grid.env[1]: FrozenLake-v1: observation space Discrete(16) is not supported",
+    ),
+    "env-module-missing": (
+        """\
+        name: bad
+        env: "no_such_module_xyz:MyEnv-v0"
+        seeds: [1]
+        """,
+        "env: no_such_module_xyz:MyEnv-v0: cannot import module 'no_such_module_xyz'",
+    ),
 }
 
 
@@ -745,17 +764,36 @@ def test_released_pack_checkpoints_every_unfinished_run() -> None:
 # --------------------------------------------------------------------------- 6. failures
 
 
+BROKEN_ENV_MODULE = """\
+import gymnasium as gym
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+
+class BrokenStep(PendulumEnv):
+    def step(self, action):
+        raise RuntimeError("this env is broken on purpose")
+
+
+gym.register("BrokenStep-v0", entry_point=BrokenStep, max_episode_steps=50)
+"""
+
+
 @pytest.mark.timeout(180)
 def test_failed_and_diverged_runs(tmp_path: Path) -> None:
+    """A run whose env raises at its first step fails (a user's env in their own module,
+    gymnasium's ``module:EnvId`` form, importable through PYTHONPATH in the driver and its Ray
+    workers); value_lr 1e30 diverges; the others finish."""
     results = tmp_path / "results"
+    (tmp_path / "brokenenvs.py").write_text(BROKEN_ENV_MODULE)
+    env = child_env(PYTHONPATH=str(tmp_path))
     spec = tiny_sweep(
         "bad-runs",
         epochs=3,
-        grid={"env": ["CartPole-v0", "Blackjack-v1"], "value_lr": [0.01, 1.0e30]},
+        grid={"env": ["CartPole-v0", "brokenenvs:BrokenStep-v0"], "value_lr": [0.01, 1.0e30]},
         seeds=[1, 2],
     )
     path = write_sweep(tmp_path / "bad.yaml", spec)
-    out = run_cli("run", path, "--results", results)
+    out = run_cli("run", path, "--results", results, env=env)
     assert out.returncode == 1, out.stdout + out.stderr
     states = {}
     for r in load_spec(path).runs():
@@ -763,7 +801,7 @@ def test_failed_and_diverged_runs(tmp_path: Path) -> None:
         states[r.run_id] = st["state"]
         returns = run_dir(results, "bad-runs", r.run_id) / "returns.csv"
         rows = read_rows(returns) if returns.exists() else []
-        if r.config.env == "Blackjack-v1":  # the env cannot be built: raises at once
+        if r.config.env == "brokenenvs:BrokenStep-v0":  # raises at its first step
             assert st["state"] == "failed"
             assert st["error"].startswith("Traceback") and "Error" in st["error"], st["error"]
             assert rows == []
@@ -781,7 +819,7 @@ def test_failed_and_diverged_runs(tmp_path: Path) -> None:
     st = run_cli("status", results / "bad-runs", timeout=60)
     assert "2 done, 0 running, 4 failed, 2 diverged, 0 pending" in st.stdout, st.stdout
     # a relaunch retries nothing: failed and diverged runs are finished
-    again = run_cli("run", path, "--results", results)
+    again = run_cli("run", path, "--results", results, env=env)
     assert again.returncode == 1 and "8 already finished, 0 to train" in again.stdout
 
 

@@ -18,8 +18,10 @@ $A run sweeps/swingup_grid.yaml --results $R              # 3. coarse grid aroun
 # with refine's first (median-based) rule; today's rule keeps all three parameters (docs/results.md, 3)
 $A run sweeps/swingup_fine.yaml --results $R              #    and the finer grid it proposes
 $A run sweeps/acrobot.yaml --results $R                   # 5. Acrobot-v1 (own env), 6 configs x 5 seeds
+$A run sweeps/cartpole_v1_fast.yaml --results $R          # 6. CartPole-v1: least training time to solve
+.venv/bin/python bench/peers.py --pick $R/cartpole-v1-fast --tasks CartPole-v1   # its ranking (bench/peers.py's config)
 
-for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined acrobot; do
+for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined acrobot cartpole-v1-fast; do
     $A analyze $R/$name --top 10
 done
 .venv/bin/python results/reference/make_policies.py                # the best runs' policies (gif --best)

@@ -227,6 +227,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
             metric=args.metric,
             seed=args.seed,
             force=args.force,
+            env=args.env,
         )
     except AnalysisError as exc:
         return fail(str(exc))
@@ -475,6 +476,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--same-seeds", action="store_true", help="reuse the old seeds")
     p.add_argument("--metric", default="return_mean", help="returns.csv column (return_mean)")
     p.add_argument("--seed", type=_seed, default=0, help="bootstrap RNG seed (0)")
+    p.add_argument("--env", default=None,
+                   help="the task to refine, when the sweep spans several envs")  # fmt: skip
     p.set_defaults(func=cmd_refine)
 
     p = subparsers.add_parser("gif", help="record a trained policy as an animated GIF")

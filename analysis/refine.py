@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -478,6 +479,29 @@ def to_yaml(refinement: Refinement, source: str) -> str:
     return "\n".join(header) + "\n" + body
 
 
+def _one_task(sweep: Any, frame: pd.DataFrame, env: str | None) -> tuple[Any, pd.DataFrame]:
+    """The sweep and rows of one env: as they are for a one-env sweep, else ``env``'s (which
+    must be given and be one of the swept envs), with ``env`` fixed in the sweep."""
+    import dataclasses
+
+    envs = [str(e) for e in sweep.grid.get("env", [])]
+    if len(envs) <= 1:
+        if env is not None and env not in (envs or [str(sweep.fixed.get("env", env))]):
+            raise AnalysisError(f"--env: {env!r} is not this sweep's env")
+        return sweep, frame
+    if env is None:
+        raise AnalysisError(f"{sweep.name}: the sweep spans {len(envs)} envs ({', '.join(envs)});"
+                            " refine one task at a time: pass --env ENV")  # fmt: skip
+    if env not in envs:
+        raise AnalysisError(f"--env: {env!r} is not one of the swept envs: {', '.join(envs)}")
+    grid = {k: v for k, v in sweep.grid.items() if k != "env"}
+    raw = {**sweep.raw, "env": env, "grid": grid}
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", f"{sweep.name}-{env}")
+    narrowed = dataclasses.replace(sweep, name=name, grid=grid, fixed={**sweep.fixed, "env": env},
+                                   raw=raw)  # fmt: skip
+    return narrowed, frame[frame["env"].astype(str) == env]
+
+
 def write_refined(
     results_dir: str | Path,
     out: str | Path,
@@ -489,8 +513,12 @@ def write_refined(
     metric: str = "return_mean",
     seed: int = 0,
     force: bool = False,
+    env: str | None = None,
 ) -> tuple[Path, Refinement]:
     """Load ``results_dir``, rank it, write the refined sweep to ``out`` (validated first).
+
+    A sweep over several envs is refined one task at a time: ``env`` picks it (returns of
+    different tasks are never pooled, and the env is not a parameter to tune).
 
     ``out`` is checked before anything is loaded (:func:`check_output`): an existing file is
     replaced only with ``force``. The file appears whole or not at all."""
@@ -511,6 +539,7 @@ def write_refined(
         raise AnalysisError(str(exc)) from None
     if metric not in frame.columns:
         raise AnalysisError(f"--metric: {metric!r} is not a returns.csv column")
+    sweep, frame = _one_task(sweep, frame, env)
     scores = final_scores(frame, metric)
     table = ranking(scores, seed=seed, n_resamples=1000)
     refinement = refine(

@@ -234,3 +234,27 @@ def test_null_parameter_fixed_and_bimodal_parameter_kept_in_a_refined_sweep(
     for line in lines.values():  # per-value IQMs, the gap with its CI, P(X > Y): one line
         assert "IQM 0.001: " in line and "gap (" in line and "tolerance +-" in line
         assert "P(" in line
+
+
+def test_refine_of_a_multi_env_sweep_needs_env_and_keeps_tasks_apart():
+    """Returns of different tasks are never pooled: a sweep over two envs is refined one env
+    at a time (--env), with that env fixed and only its rows judged."""
+    import pandas as pd
+
+    from a2c_core.spec import load_spec
+    from analysis.load import AnalysisError
+    from analysis.refine import _one_task
+
+    sweep = load_spec({"name": "mix", "grid": {"env": ["Acrobot-v1", "Pendulum-v1"],
+                                               "policy_lr": [0.1, 0.01]}, "seeds": [1]})  # fmt: skip
+    frame = pd.DataFrame({"env": ["Acrobot-v1", "Pendulum-v1"], "return_mean": [-90.0, -900.0]})
+    with pytest.raises(AnalysisError, match="spans 2 envs .* pass --env ENV"):
+        _one_task(sweep, frame, None)
+    with pytest.raises(AnalysisError, match="not one of the swept envs"):
+        _one_task(sweep, frame, "CartPole-v1")
+    one, rows = _one_task(sweep, frame, "Pendulum-v1")
+    assert "env" not in one.grid and one.fixed["env"] == "Pendulum-v1"
+    assert one.raw["env"] == "Pendulum-v1" and one.name == "mix-Pendulum-v1"
+    assert list(rows["return_mean"]) == [-900.0]
+    single = load_spec({"name": "one", "env": "Acrobot-v1", "seeds": [1]})
+    assert _one_task(single, frame, None)[0] is single

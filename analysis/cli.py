@@ -81,6 +81,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         warn(f"--metric {metric}: ranking highest first; add --minimize to rank a loss")
     name = frame.attrs.get("name", results.name)
     scores = aggregate.final_scores(frame, metric, fraction=args.window)
+    unscored = scores[(scores["state"] == "done") & scores["final_score"].isna()]
+    if len(unscored):
+        warn(
+            f"{len(unscored)} of {int((scores['state'] == 'done').sum())} done runs have no "
+            f"{metric} in their last {args.window:g} of epochs (no episode ended there: long "
+            "episodes, short epochs), so no final score and no rank: widen the window "
+            "(--window 0.5) or use longer epochs"
+        )
     table = aggregate.ranking_by_env(
         scores, statistic=args.stat, minimize=args.minimize, seed=args.seed
     )

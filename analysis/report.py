@@ -405,12 +405,20 @@ def build_report(
         )
     else:  # an overnight sweep's first hours: progress, not an empty ranking
         latest = _latest(frame, metric, params)
+        n_done = int((scores["state"] == "done").sum())
+        why = (
+            f"{n_done} runs are done, but none has a final score: no episode ended in their "
+            "final window (long episodes, short epochs; `a2c-sweep analyze --window 0.5` "
+            "widens it), so nothing is ranked"
+            if n_done
+            else "No run has finished yet, so nothing is ranked: the ranking and the "
+            "final-score plots (heatmaps, sensitivity, per-seed scores, profile) appear with "
+            "the first finished runs"
+        )
         section(
             "ranking",
             "Ranking",
-            f'<p class="note">No run has finished yet, so nothing is ranked: the ranking and '
-            "the final-score plots (heatmaps, sensitivity, per-seed scores, profile) appear "
-            f"with the first finished runs. Meanwhile, each configuration's latest "
+            f'<p class="note">{_e(why)}. Meanwhile, each configuration&#39;s latest '
             f"{_e(metric)} (median over its runs' last recorded epoch), highest first:</p>"
             + _table(
                 latest.drop(columns="config") if params else latest,

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_results import gif_frames, keep_epochs, learning_curve_sweep, write_policy
+from fake_results import (
+    build_results,
+    gif_frames,
+    keep_epochs,
+    learning_curve_sweep,
+    rows_from,
+    write_policy,
+)
 
 from analysis import cli
 from runner.spec import load_spec
@@ -280,3 +287,18 @@ def test_gif_missing_output_directory_exit_2_before_any_work(tmp_path: Path, cap
     err = one_error_line(capsys)
     assert str(out.parent) in err and "no such directory" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_analyze_warns_when_done_runs_have_no_final_score(tmp_path: Path, capsys) -> None:
+    """Long episodes and short epochs (seen on HalfCheetah: 1000-step episodes, 200-step
+    epochs): no episode ends in the final window, every score is NaN and the ranking empty.
+    One warning says why and what to do."""
+    nan = float("nan")
+    results, _ = build_results(tmp_path / "results", "long-episodes", {"policy_lr": [0.1]},
+                               [1, 2], lambda run: ("done", rows_from([nan] * 4 + [-5.0] + [nan] * 5)))  # fmt: skip
+    assert cli.main(["analyze", str(results), "--top", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "2 of 2 done runs have no return_mean in their last 0.1 of epochs" in err
+    assert "--window 0.5" in err
+    assert cli.main(["analyze", str(results), "--top", "1", "--window", "0.6"]) == 0
+    assert "no final score" not in capsys.readouterr().err

@@ -393,8 +393,8 @@ def _progress_table(p, name: str):
     pct = 100.0 * p.epochs_done / max(1, p.total_epochs)
     t.add_row(f"epochs {p.epochs_done}/{p.total_epochs} ({pct:.0f}%)", f"{rate:,.0f} env steps/s",
               f"elapsed {_fmt_eta(elapsed)}", f"ETA {_fmt_eta(eta)}", "")  # fmt: skip
-    if p.best:
-        t.add_row(f"best latest return {p.best[0]:.1f}", p.best[1], "", "", "")
+    for value, label in p.best:  # one per env: returns of different tasks are not compared
+        t.add_row(f"best latest return {value:.1f}", label, "", "", "")
     return t
 
 
@@ -542,12 +542,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"warning: {line}")
     _status_stopped(sweep, store)
     best = best_so_far(sweep, store)
-    if best:
-        label, score, seeds, final = best
+    for label, score, seeds, final in best:  # one per env
         tag = "" if final else " (best so far, not every seed done)"
         print(f"best configuration: {label}: IQM final return {score:.2f} over {seeds} "
               f"seeds{tag}")  # fmt: skip
-    elif counts["failed"] + counts["diverged"] == len(table):
+    if not best and counts["failed"] + counts["diverged"] == len(table):
         print("best configuration: none (every run failed or diverged)")
     return EXIT_OK
 

@@ -475,8 +475,8 @@ class Progress:
     env_steps: int = 0
     started: float = field(default_factory=time.monotonic)
     epochs_at_start: int = 0  # epochs already done when this launch began (for the ETA)
-    best: tuple[float, str] | None = None
-    """(latest mean return, "param=value, ... seed=S") of the run with the highest one."""
+    best: list[tuple[float, str]] = field(default_factory=list)
+    """per env: (latest mean return, "param=value, ... seed=S") of the run with the highest."""
 
 
 class SweepRunner:
@@ -959,12 +959,20 @@ class SweepRunner:
                  f"resubmitting from epochs {epochs}")  # fmt: skip
         self._submit(pack)
 
-    def _best_latest(self) -> tuple[float, str] | None:
-        best = max(((v, k) for k, v in self.last_return.items()), default=None)
-        if best is None:
-            return None
-        r = self.run_by_id[best[1]]
-        return best[0], ", ".join(f"{a}={b}" for a, b in r.swept.items()) + f" seed={r.seed}"
+    def _best_latest(self) -> list[tuple[float, str]]:
+        """The run with the best latest return per env (returns of different tasks are not
+        compared), at most 5 envs: [(return, "key=value, ... seed=S")]."""
+        best: dict[str, tuple[float, str]] = {}
+        for rid, value in self.last_return.items():
+            env = self.run_by_id[rid].config.env
+            if env not in best or value > best[env][0]:
+                best[env] = (value, rid)
+        out = []
+        for value, rid in list(best.values())[:5]:
+            r = self.run_by_id[rid]
+            out.append((value, ", ".join(f"{a}={b}" for a, b in r.swept.items())
+                        + f" seed={r.seed}"))  # fmt: skip
+        return out
 
     def _rebalance(self, live: list[Pack]) -> None:
         """Ask :meth:`release_candidate` to stop at its epoch's end (Ray internal KV)."""
@@ -1023,19 +1031,22 @@ class SweepRunner:
         prog.running -= 1
 
 
-def best_so_far(sweep: Sweep, store: Store) -> tuple[str, float, int, bool] | None:
-    """(label, IQM over seeds of the runs' final scores, seeds scored, every run of it done?)
-    of the best configuration on disk, ranked like `a2c-sweep analyze` (IQM; a run's final
-    score is the mean return_mean over its last ceil(10 %) epochs). Failed and diverged runs
-    score nothing; None when no run has a score (e.g. every run diverged)."""
+def best_so_far(sweep: Sweep, store: Store) -> list[tuple[str, float, int, bool]]:
+    """Per env (returns of different tasks are not compared), in grid order: (label, IQM over
+    seeds of the runs' final scores, seeds scored, every run of it done?) of the best
+    configuration on disk, ranked like `a2c-sweep analyze` (IQM; a run's final score is the
+    mean return_mean over its last ceil(10 %) epochs). Failed and diverged runs score
+    nothing; an env none of whose runs has a score is left out (e.g. every run diverged)."""
     from scipy import stats
 
     from runner.racing import config_label
 
     scores: dict[str, list[float]] = {}
     finished: dict[str, bool] = {}
+    env_of: dict[str, str] = {}
     for r in sweep.runs():
         label = config_label(r.swept)
+        env_of[label] = r.config.env
         st = store.read_status(r.run_id)
         finished[label] = finished.get(label, True) and bool(st and st["state"] == "done")
         if st and st["state"] in ("failed", "diverged", "stopped"):
@@ -1048,8 +1059,11 @@ def best_so_far(sweep: Sweep, store: Store) -> tuple[str, float, int, bool] | No
         tail = [v for v in vals[-k:] if not math.isnan(v)]
         if tail:
             scores.setdefault(label, []).append(sum(tail) / len(tail))
-    if not scores:
-        return None
     iqm = {label: float(stats.trim_mean(v, 0.25)) for label, v in scores.items()}
-    label = max(iqm, key=iqm.get)
-    return label, iqm[label], len(scores[label]), finished[label]
+    out = []
+    for env in dict.fromkeys(env_of.values()):
+        labels = [label for label in iqm if env_of[label] == env]
+        if labels:
+            label = max(labels, key=iqm.get)
+            out.append((label, iqm[label], len(scores[label]), finished[label]))
+    return out

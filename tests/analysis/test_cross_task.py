@@ -141,3 +141,27 @@ def test_sweep_envs_are_the_swept_ones_only(tmp_path):
     assert _sweep_envs(tmp_path) == ["Pendulum-v1"]
     (tmp_path / "sweep.yaml").write_text("name: x\n")
     assert _sweep_envs(tmp_path) == ["CartPole-v0"]
+
+
+def test_status_best_configuration_is_per_env(tmp_path):
+    """`a2c-sweep status` (runner.launch.best_so_far) names the best configuration of each
+    env: Pendulum's -150 is not "worse" than Acrobot's -80 (seen: one cross-task best)."""
+
+    from runner.launch import best_so_far
+    from runner.store import Store
+
+    score = {("Acrobot-v1", 0.1): -80.0, ("Acrobot-v1", 0.01): -120.0,
+             ("Pendulum-v1", 0.1): -900.0, ("Pendulum-v1", 0.01): -150.0}  # fmt: skip
+
+    def run_fn(run):
+        return "done", rows_from([score[(run.config.env, run.config.policy_lr)]] * 5)
+
+    root, sweep = build_results(tmp_path / "results", "mix",
+                                {"env": ["Acrobot-v1", "Pendulum-v1"], "policy_lr": [0.1, 0.01]},
+                                [1, 2], run_fn)  # fmt: skip
+    best = best_so_far(sweep, Store(tmp_path / "results", "mix"))
+    assert [(label, s) for label, s, _, _ in best] == [
+        ("env=Acrobot-v1, policy_lr=0.1", -80.0),
+        ("env=Pendulum-v1, policy_lr=0.01", -150.0),
+    ]
+    assert all(seeds == 2 and done for _, _, seeds, done in best)

@@ -318,6 +318,15 @@ def cmd_gif(args: argparse.Namespace) -> int:
             from analysis.load import load
 
             frame = load(args.best)
+            envs = sorted(frame["env"].astype(str).unique()) if "env" in frame else []
+            if len(envs) > 1 and args.env is None:
+                return fail(f"{args.best}: the sweep spans {len(envs)} envs ({', '.join(envs)}); "
+                            "the best run is per task: pass --env ENV")  # fmt: skip
+            if args.env is not None:
+                if args.env not in envs:
+                    return fail(f"--env: {args.env!r} is not one of the swept envs "
+                                f"({', '.join(envs) or 'the sweep does not sweep env'})")  # fmt: skip
+                frame = frame[frame["env"].astype(str) == args.env]
             scores = aggregate.final_scores(frame)
             table = aggregate.ranking(scores, n_resamples=200)
             try:
@@ -493,6 +502,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--best", metavar="RESULTS/NAME", help="use the best done run of the best configuration"
     )
+    p.add_argument("--env", default=None,
+                   help="with --best on a sweep over several envs: the task")  # fmt: skip
     p.add_argument(
         "-o", "--output", default="agent.gif", help="GIF file, name ending in .gif (agent.gif)"
     )

@@ -230,6 +230,15 @@ def cross_task_text(tasks: Any, top: int | None = None) -> str:
         "runs (0 = the worst run on that task, 1 = the best); a configuration's "
         f"{statistic} pools its normalised scores over the envs, with a 95% CI from a "
         "bootstrap stratified by env (runs resampled within each env).",
+        *(
+            [
+                "",
+                f"Left out: {', '.join(tasks.attrs['excluded'])} (fewer than two distinct "
+                "final scores among its done runs: nothing to normalise by).",
+            ]
+            if tasks.attrs.get("excluded")
+            else []
+        ),
         "",
         "| rank | " + " | ".join(params) + f" | envs | runs | normalised {statistic} | 95% CI |",
         "|---:|" + "---|" * len(params) + "---:|---:|---:|---:|",

@@ -283,7 +283,8 @@ def cross_task(
     parameters other than env; its estimate is ``statistic`` over its normalised scores of
     every env pooled, with a percentile CI from a bootstrap stratified by env (runs resampled
     within each env). One row per configuration, best first: config, the parameters, n_tasks,
-    n_runs, estimate, ci_low, ci_high. Empty when ``env`` is not swept."""
+    n_runs, estimate, ci_low, ci_high. Empty when ``env`` is not swept. ``attrs["excluded"]``
+    lists the envs left out: fewer than two distinct done scores, nothing to normalise by."""
     envs = swept_envs(scores)
     if not envs:
         return pd.DataFrame()
@@ -291,6 +292,8 @@ def cross_task(
     if minimize:
         frame["final_score"] = -frame["final_score"].astype(float)
     frame = task_free_configs(normalize_scores(frame), name="config_key")
+    spread = frame.groupby("env")["normalized_score"].apply(lambda v: v.notna().any())
+    excluded = [str(e) for e in envs if not spread.get(e, False)]
     table = stratified_bootstrap_ci(
         frame,
         statistic,
@@ -308,5 +311,5 @@ def cross_task(
     table = table.rename(columns={"config_key": "config"}).reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     table = table[["rank", *params, "config", "n_tasks", "n_runs", "estimate", "ci_low", "ci_high"]]
-    table.attrs.update(params=params, envs=envs, statistic=statistic)
+    table.attrs.update(params=params, envs=envs, statistic=statistic, excluded=excluded)
     return table

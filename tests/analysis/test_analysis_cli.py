@@ -302,3 +302,17 @@ def test_analyze_warns_when_done_runs_have_no_final_score(tmp_path: Path, capsys
     assert "--window 0.5" in err
     assert cli.main(["analyze", str(results), "--top", "1", "--window", "0.6"]) == 0
     assert "no final score" not in capsys.readouterr().err
+
+
+def test_gif_best_of_a_multi_env_sweep_needs_env(tmp_path: Path, capsys) -> None:
+    """The best run is per task: `gif --best` on a sweep over two envs asks for --env (seen:
+    it picked the env with the highest raw returns)."""
+    results, _ = build_results(tmp_path / "results", "mix",
+                               {"env": ["CartPole-v0", "CartPoleSwingUp-v0"]}, [1],
+                               lambda run: ("done", rows_from([10.0] * 3)))  # fmt: skip
+    out = tmp_path / "a.gif"
+    assert cli.main(["gif", "--best", str(results), "-o", str(out)]) == 2
+    assert "spans 2 envs (CartPole-v0, CartPoleSwingUp-v0)" in one_error_line(capsys)
+    assert cli.main(["gif", "--best", str(results), "--env", "Acrobot-v1", "-o", str(out)]) == 2
+    assert "not one of the swept envs" in one_error_line(capsys)
+    assert not out.exists()

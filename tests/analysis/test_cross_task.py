@@ -165,3 +165,21 @@ def test_status_best_configuration_is_per_env(tmp_path):
         ("env=Pendulum-v1, policy_lr=0.01", -150.0),
     ]
     assert all(seeds == 2 and done for _, _, seeds, done in best)
+
+
+def test_cross_task_names_an_env_left_out_for_lack_of_spread(tmp_path):
+    """An env whose done runs all score the same (MountainCar at -200: no run reached the
+    goal) cannot be normalised; the aggregate says it left it out instead of silently
+    showing one env fewer."""
+    from analysis.common import cross_task_text
+
+    score = {("Acrobot-v1", 0.1): -80.0, ("Acrobot-v1", 0.01): -120.0,
+             ("MountainCar-v0", 0.1): -200.0, ("MountainCar-v0", 0.01): -200.0}  # fmt: skip
+    root, _ = build_results(tmp_path / "results", "mc",
+                            {"env": ["Acrobot-v1", "MountainCar-v0"], "policy_lr": [0.1, 0.01]},
+                            [1, 2],
+                            lambda run: ("done", rows_from([score[(run.config.env,
+                                                                   run.config.policy_lr)]] * 5)))  # fmt: skip
+    tasks = stats.cross_task(aggregate.final_scores(load(root)), n_resamples=100)
+    assert tasks.attrs["excluded"] == ["MountainCar-v0"]
+    assert "Left out: MountainCar-v0 (fewer than two distinct" in cross_task_text(tasks)

@@ -212,9 +212,19 @@ class FusedRollout:
         }
 
     def set_state(self, run: int, state: dict) -> None:
+        """Restore run ``run``'s pool; a pool of another shape or a cursor outside it (a
+        damaged or foreign checkpoint) raises ValueError instead of reading out of bounds."""
         if "reset_pool" in state:
-            self._set_pool(run, np.asarray(state["reset_pool"], dtype=np.float64))
-            self.cursor[run] = int(np.asarray(state["reset_cursor"]).reshape(-1)[0])
+            pool = np.asarray(state["reset_pool"], dtype=np.float64)
+            cursor = np.asarray(state["reset_cursor"]).reshape(-1)
+            if pool.shape != self.pool.shape[1:]:
+                raise ValueError(f"checkpoint's reset pool has shape {pool.shape}, this env "
+                                 f"needs {self.pool.shape[1:]}")  # fmt: skip
+            if cursor.size != 1 or not 0 <= int(cursor[0]) <= self.pool_size:
+                raise ValueError(f"checkpoint's reset cursor {cursor.tolist()} is outside the "
+                                 f"pool of {self.pool_size}")  # fmt: skip
+            self._set_pool(run, pool)
+            self.cursor[run] = int(cursor[0])
 
 
 def make_fused_rollout(env, policy, rngs: list[np.random.Generator]):

@@ -100,7 +100,9 @@ def cartpole_row(s, i, action, two):
 
 @numba.njit(cache=True, nogil=True)
 def cartpole_obs_row(s, i, obs, j):
-    obs[j, 0], obs[j, 1], obs[j, 2], obs[j, 3] = s[0, i], s[1, i], s[2, i], s[3, i]
+    # float32 numbers whatever obs's dtype (float64 runs too), as gymnasium's observations
+    obs[j, 0], obs[j, 1] = np.float32(s[0, i]), np.float32(s[1, i])
+    obs[j, 2], obs[j, 3] = np.float32(s[2, i]), np.float32(s[3, i])
 
 
 @numba.njit(cache=True, nogil=True)

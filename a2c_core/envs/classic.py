@@ -119,9 +119,10 @@ def acrobot_row(s, i, action, two):
 
 @numba.njit(cache=True, nogil=True)
 def acrobot_obs_row(s, i, obs, j):
-    obs[j, 0], obs[j, 1] = np.cos(s[0, i]), np.sin(s[0, i])
-    obs[j, 2], obs[j, 3] = np.cos(s[1, i]), np.sin(s[1, i])
-    obs[j, 4], obs[j, 5] = s[2, i], s[3, i]
+    # observations are float32 numbers whatever obs's dtype (float64 runs too), as gymnasium's
+    obs[j, 0], obs[j, 1] = np.float32(np.cos(s[0, i])), np.float32(np.sin(s[0, i]))
+    obs[j, 2], obs[j, 3] = np.float32(np.cos(s[1, i])), np.float32(np.sin(s[1, i]))
+    obs[j, 4], obs[j, 5] = np.float32(s[2, i]), np.float32(s[3, i])
 
 
 # --------------------------------------------------------------------------- MountainCar
@@ -199,7 +200,7 @@ def mountaincar_continuous_row(s, i, action, two):
 
 @numba.njit(cache=True, nogil=True)
 def mountaincar_obs_row(s, i, obs, j):
-    obs[j, 0], obs[j, 1] = s[0, i], s[1, i]
+    obs[j, 0], obs[j, 1] = np.float32(s[0, i]), np.float32(s[1, i])
 
 
 # --------------------------------------------------------------------------- Pendulum-v1
@@ -228,7 +229,8 @@ def pendulum_row(s, i, action, two):
 
 @numba.njit(cache=True, nogil=True)
 def pendulum_obs_row(s, i, obs, j):
-    obs[j, 0], obs[j, 1], obs[j, 2] = np.cos(s[0, i]), np.sin(s[0, i]), s[1, i]
+    obs[j, 0], obs[j, 1] = np.float32(np.cos(s[0, i])), np.float32(np.sin(s[0, i]))
+    obs[j, 2] = np.float32(s[1, i])
 
 
 # --------------------------------------------------------------------------- pack envs

@@ -17,16 +17,20 @@ capturing one, chosen per env id:
       (HalfCheetah and Hopper read only qpos before simulating);
     - the env's own generator (``env.unwrapped.np_random``: the autoresets draw from it) and
       the seed gymnasium records with it;
-    - every wrapper's plain counters and flags (``int``/``float``/``bool``/``str``/``None``
-      attributes: TimeLimit's ``_elapsed_steps``, OrderEnforcing's ``_has_reset``, ...).
-      PassiveEnvChecker's one-time checks compare the previous call's objects, which no
-      checkpoint can hold: a restored checker counts them as done (they change no number).
+    - the env's own plain attributes (``int``/``float``/``bool``/``str``/``None``: a step
+      counter an env keeps for itself, say) and every wrapper's (TimeLimit's
+      ``_elapsed_steps``, OrderEnforcing's ``_has_reset``, ...). PassiveEnvChecker's one-time
+      checks compare the previous call's objects, which no checkpoint can hold: a restored
+      checker counts them as done (they change no number).
 
-``pickle`` (any other env)
-    a pickle of the whole wrapped sub-env (simulator, generator, wrappers), kept as a uint8
-    array. It is trusted only for ids whose round trip passes: ``EzPickle`` envs (the Box2D
-    ones: LunarLander, BipedalWalker, CarRacing) pickle without error but as their
-    constructor arguments only, so they are not captured.
+``attrs`` (any other env, e.g. a researcher's own pure-Python env)
+    the env's generator, its plain attributes and its numeric numpy arrays (its ``state``,
+    say), and every wrapper's plain attributes. Envs whose state lives elsewhere (Box2D
+    worlds: LunarLander, BipedalWalker, CarRacing; a tuple state) fail the round trip and
+    are not captured.
+
+Nothing is pickled: a checkpoint holds arrays and a JSON text only, so a results directory
+handed to you cannot run code when a run is resumed from it.
 
 The vector env's autoreset flags and the pack env's rows are saved by the pack env itself.
 
@@ -39,25 +43,27 @@ between them: observations, rewards, terminated and truncated must agree bit for
 id that fails keeps the old behaviour: its runs restart their episodes from fresh resets
 when resumed, and ``a2c_core.envs.state_capture`` says why.
 
-Unpickling runs code: a checkpoint of a pickled env is as trustworthy as the results
-directory it is read from (the project's own files).
+The round trip passing is evidence, not proof: state an env reads only later than the
+probe's steps (or global state such as numpy's legacy global generator) can escape it.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
+import random
 import sys
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["MUJOCO", "PICKLE", "capture_envs", "error_line", "kind_of", "restore_envs",
+__all__ = ["ATTRS", "MUJOCO", "capture_envs", "error_line", "kind_of", "restore_envs",
            "round_trip"]  # fmt: skip
 
 MUJOCO = "mujoco"
-PICKLE = "pickle"
+ATTRS = "attrs"
+_ARRAY_DTYPES = {np.dtype(t) for t in ("bool", "int8", "int16", "int32", "int64", "uint8",
+                                       "float32", "float64")}  # fmt: skip
 
 _KIND_KEY = "env_capture"
 _PLAIN = (bool, int, float, str, type(None))
@@ -69,12 +75,21 @@ _MJ_DERIVED = ("xpos", "xipos")  # MjData arrays [nbody, 3] kept with the state 
 
 
 def kind_of(env: gym.Env) -> str:
-    """``"mujoco"`` for a MuJoCo env (whatever wraps it), else ``"pickle"``."""
+    """``"mujoco"`` for a MuJoCo env (whatever wraps it), else ``"attrs"``."""
     # a MujocoEnv instance implies its module is loaded: no import (mujoco is optional)
     module = sys.modules.get("gymnasium.envs.mujoco.mujoco_env")
     if module is not None and isinstance(env.unwrapped, module.MujocoEnv):
         return MUJOCO
-    return PICKLE
+    return ATTRS
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(obj).items() if isinstance(v, _PLAIN)}
+
+
+def _arrays(obj: Any) -> dict[str, np.ndarray]:
+    return {k: v for k, v in vars(obj).items()
+            if isinstance(v, np.ndarray) and v.dtype in _ARRAY_DTYPES}  # fmt: skip
 
 
 def _bytes_array(data: bytes) -> np.ndarray:
@@ -98,10 +113,14 @@ def capture_envs(envs: list[gym.Env], kind: str) -> dict[str, np.ndarray]:
     """The exact state of ``envs`` (one run's sub-envs) as plain arrays, captured ``kind``'s
     way (see the module docstring). :func:`restore_envs` puts it back."""
     out = {_KIND_KEY: _bytes_array(kind.encode())}
-    if kind == PICKLE:
-        blobs = [pickle.dumps(env, protocol=pickle.HIGHEST_PROTOCOL) for env in envs]
-        out["env_pickles"] = _bytes_array(b"".join(blobs))
-        out["env_pickle_sizes"] = np.array([len(b) for b in blobs], dtype=np.int64)
+    if kind == ATTRS:
+        meta = []
+        for i, env in enumerate(envs):
+            base = env.unwrapped
+            meta.append(_meta(env))
+            for name, array in _arrays(base).items():
+                out[f"attr{i}:{name}"] = array.copy()
+        out["env_meta"] = _bytes_array(json.dumps({"envs": meta}).encode())
         return out
     if kind != MUJOCO:
         raise ValueError(f"unknown env capture kind {kind!r}")
@@ -114,13 +133,7 @@ def capture_envs(envs: list[gym.Env], kind: str) -> dict[str, np.ndarray]:
         sim = np.empty(mujoco.mj_stateSize(base.model, sig), dtype=np.float64)
         mujoco.mj_getState(base.model, base.data, sim, sig)
         sims.append(sim)
-        meta.append({
-            "rng": base.np_random.bit_generator.state,
-            "seed": getattr(base, "_np_random_seed", None),
-            "wrappers": [[type(w).__name__, {k: v for k, v in vars(w).items()
-                                             if isinstance(v, _PLAIN)}]
-                         for w in _wrappers(env)],
-        })  # fmt: skip
+        meta.append(_meta(env))
     out["mj_state"] = np.stack(sims)
     for name in _MJ_DERIVED:  # [N, nbody, 3] each
         out[f"mj_{name}"] = np.stack([getattr(env.unwrapped.data, name) for env in envs])
@@ -128,26 +141,65 @@ def capture_envs(envs: list[gym.Env], kind: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _meta(env: gym.Env) -> dict[str, Any]:
+    """The JSON part of one sub-env's state: generator, plain attributes, wrappers'."""
+    base = env.unwrapped
+    return {
+        "rng": base.np_random.bit_generator.state,
+        "seed": getattr(base, "_np_random_seed", None),
+        "attrs": _plain(base),
+        "wrappers": [[type(w).__name__, _plain(w)] for w in _wrappers(env)],
+    }
+
+
+def _restore_meta(env: gym.Env, info: dict[str, Any]) -> None:
+    base = env.unwrapped
+    base.np_random.bit_generator.state = info["rng"]
+    if info["seed"] is not None:
+        base._np_random_seed = info["seed"]
+    for key, value in info.get("attrs", {}).items():
+        setattr(base, key, value)
+    layers = _wrappers(env)
+    names = [type(w).__name__ for w in layers]
+    if names != [name for name, _ in info["wrappers"]]:
+        saved = [name for name, _ in info["wrappers"]]
+        raise ValueError(f"saved wrapper stack {saved} differs from this env's {names}")
+    for layer, (_, attrs) in zip(layers, info["wrappers"], strict=True):
+        for key, value in attrs.items():
+            setattr(layer, key, value)
+        if isinstance(layer, gym.wrappers.PassiveEnvChecker):
+            layer.checked_reset = layer.checked_step = layer.checked_data_reuse = True
+            layer._previous_data = None
+
+
 def restore_envs(envs: list[gym.Env], state: dict[str, np.ndarray]) -> list[gym.Env]:
-    """Put :func:`capture_envs`' state back; returns the envs to step from now on (the same
-    objects for MuJoCo, the unpickled ones for a pickle). Raises ValueError (one line) when
-    the state does not fit these envs."""
+    """Put :func:`capture_envs`' state back into ``envs`` (returned). Raises ValueError (one
+    line) when the state does not fit these envs. Reads arrays and JSON only (no pickle)."""
     kind = _array_bytes(state[_KIND_KEY]).decode()
-    if kind == PICKLE:
-        sizes = np.asarray(state["env_pickle_sizes"], dtype=np.int64)
-        if sizes.size != len(envs):
-            raise ValueError(f"saved env state holds {sizes.size} envs, this run has {len(envs)}")
-        blob = _array_bytes(state["env_pickles"])
-        ends = np.cumsum(sizes).tolist()
-        starts = [0, *ends[:-1]]
-        return [pickle.loads(blob[a:b]) for a, b in zip(starts, ends, strict=True)]
+    meta = json.loads(_array_bytes(state["env_meta"]).decode())
+    if len(meta["envs"]) != len(envs):
+        raise ValueError(f"saved env state holds {len(meta['envs'])} envs, this run has "
+                         f"{len(envs)}")  # fmt: skip
+    if kind == ATTRS:
+        for i, (env, info) in enumerate(zip(envs, meta["envs"], strict=True)):
+            base = env.unwrapped
+            if kind_of(env) != ATTRS:
+                raise ValueError(f"saved plain env state, but {base} is a MuJoCo env")
+            for key, array in state.items():
+                prefix, _, name = key.partition(":")
+                if prefix == f"attr{i}":
+                    current = getattr(base, name, None)
+                    if not isinstance(current, np.ndarray) or current.shape != np.shape(array):
+                        raise ValueError(f"saved attribute {name!r} does not fit {base}")
+                    setattr(base, name, np.array(array, dtype=current.dtype))
+            _restore_meta(env, info)
+        return envs
     if kind != MUJOCO:
         raise ValueError(f"saved env state has an unknown capture kind {kind!r}")
     import mujoco
 
-    meta = json.loads(_array_bytes(state["env_meta"]).decode())
     sims = np.asarray(state["mj_state"], dtype=np.float64)
-    if len(meta["envs"]) != len(envs) or sims.shape[0] != len(envs):
+    if sims.shape[0] != len(envs):
         raise ValueError(f"saved env state holds {sims.shape[0]} envs, this run has {len(envs)}")
     for i, (env, sim, info) in enumerate(zip(envs, sims, meta["envs"], strict=True)):
         base = env.unwrapped
@@ -163,20 +215,7 @@ def restore_envs(envs: list[gym.Env], state: dict[str, np.ndarray]) -> list[gym.
                 raise ValueError(f"saved MuJoCo {name} has shape {saved.shape}, {base} needs "
                                  f"{target.shape}")  # fmt: skip
             target[...] = saved
-        base.np_random.bit_generator.state = info["rng"]
-        if info["seed"] is not None:
-            base._np_random_seed = info["seed"]
-        layers = _wrappers(env)
-        names = [type(w).__name__ for w in layers]
-        if names != [name for name, _ in info["wrappers"]]:
-            saved = [name for name, _ in info["wrappers"]]
-            raise ValueError(f"saved wrapper stack {saved} differs from this env's {names}")
-        for layer, (_, attrs) in zip(layers, info["wrappers"], strict=True):
-            for key, value in attrs.items():
-                setattr(layer, key, value)
-            if isinstance(layer, gym.wrappers.PassiveEnvChecker):
-                layer.checked_reset = layer.checked_step = layer.checked_data_reuse = True
-                layer._previous_data = None
+        _restore_meta(env, info)
     return envs
 
 
@@ -199,8 +238,15 @@ def round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
     """None when a state captured from ``a`` and restored into ``b`` (two sub-envs of one id,
     ``kind`` = :func:`kind_of`) reproduces ``a``'s steps exactly, else why not (one line).
     Both are reset and stepped here (see the module docstring)."""
-    if kind == PICKLE and isinstance(a.unwrapped, gym.utils.EzPickle):
-        return "it pickles as its constructor arguments only (EzPickle), not its state"
+    saved_np, saved_py = np.random.get_state(), random.getstate()
+    try:
+        return _round_trip(a, b, kind)
+    finally:  # a legacy env seeding numpy's or Python's global generator changes nothing
+        np.random.set_state(saved_np)
+        random.setstate(saved_py)
+
+
+def _round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
     a.reset(seed=12345)
     b.reset(seed=54321)  # differs, so the restore must overwrite all of it
     space = a.action_space
@@ -213,7 +259,7 @@ def round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
         state = capture_envs([a], kind)
     except Exception as exc:  # whatever the env holds that cannot be saved
         return f"its state cannot be saved ({error_line(exc)})"
-    what = "its pickled copy" if kind == PICKLE else "its restored MuJoCo state"
+    what = "its restored attributes" if kind == ATTRS else "its restored MuJoCo state"
     try:
         (restored,) = restore_envs([b], state)
     except Exception as exc:
@@ -234,6 +280,3 @@ def round_trip(a: gym.Env, b: gym.Env, kind: str) -> str | None:
         return None
     except Exception as exc:
         return f"{what} cannot continue the episode ({error_line(exc)})"
-    finally:
-        if restored is not b:
-            restored.close()

@@ -26,7 +26,7 @@ def make_vec(env_id: str, num_envs: int) -> gym.vector.SyncVectorEnv:
 
 @functools.cache
 def capture_kind(env_id: str) -> tuple[str | None, str | None]:
-    """How env_id's sub-envs are saved exactly: ``("mujoco" | "pickle", None)``, or ``(None,
+    """How env_id's sub-envs are saved exactly: ``("mujoco" | "attrs", None)``, or ``(None,
     one-line reason)`` when they cannot be. Decided by :func:`a2c_core.envs.envstate.round_trip`
     on two sub-envs from :func:`make_vec`, once per id and process (about 0.1 s)."""
     try:
@@ -47,7 +47,7 @@ class GymnasiumPackEnv(PackEnv):
     """Fallback for any gymnasium id: one SyncVectorEnv per run, NEXT_STEP autoreset.
 
     :meth:`get_state` saves a run's envs exactly when :mod:`a2c_core.envs.envstate` can
-    capture this id (MuJoCo envs through ``mj_getState``, others through a pickle that a round
+    capture this id (MuJoCo envs through ``mj_getState``, others through their attributes, which a round
     trip proved sound), together with the vector env's autoreset flags (an env whose episode
     ended at the last step resets, as a dummy transition, at the next) and this pack's
     observation and dummy rows: a resumed run then continues bit for bit. For an id that

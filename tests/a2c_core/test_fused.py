@@ -188,3 +188,46 @@ def test_fused_rollout_of_every_env_equals_gymnasium(env_id):
             ends += 1
     assert ends >= 3, ends  # several episodes, resets from refilled pools
     assert len(pools) >= 2
+
+
+@pytest.mark.parametrize("env_id", FUSED_IDS)
+def test_fused_float64_runs_see_float32_observations(env_id):
+    """A float64 run sees the observations gymnasium emits (float32 numbers) on the fused
+    path as on the generic one (seen: the kernels wrote unrounded float64 cos/sin)."""
+    from a2c_core import A2CConfig, train
+    from a2c_core.engine import init_pack
+
+    cfg = A2CConfig(env=env_id, num_envs=2, steps_per_epoch=300, epochs=1, value_iters=2,
+                    dtype="float64")  # fmt: skip
+    state, policy = init_pack([cfg], [1])
+    assert state.fused is not None
+    from a2c_core.engine import Rollout, collect_rollout
+
+    buf = Rollout.buffers(1, 300, 2, state.obs.shape[1], policy, np.float64)
+    ro = collect_rollout(state, policy, buf)
+    assert ro.obs.size and (env_id == "MountainCarContinuous-v0" or ro.final_obs.size)
+    for arr in (ro.obs, ro.final_obs, state.obs):
+        assert arr.dtype == np.float64
+        np.testing.assert_array_equal(arr, arr.astype(np.float32).astype(np.float64))
+    assert list(train(cfg, 1))  # and it trains
+
+
+def test_fused_set_state_refuses_a_foreign_pool_or_cursor():
+    """A damaged checkpoint's reset pool or cursor raises one line, never an out-of-bounds
+    read in compiled code (seen: cursor -10**7 crashed the process)."""
+    from a2c_core.envs import make_pack_env
+    from a2c_core.fused import make_fused_rollout
+    from a2c_core.policies import make_policy
+
+    rng = np.random.default_rng(0)
+    env = make_pack_env("Acrobot-v1", 1, 2, [rng])
+    env.reset()
+    policy = make_policy(env.observation_space, env.action_space, 8, np.float32)
+    fused = make_fused_rollout(env, policy, [rng])
+    good = fused.get_state(0)
+    for bad in ({**good, "reset_cursor": np.array([-10**7])},
+                {**good, "reset_cursor": np.array([fused.pool_size + 1])},
+                {**good, "reset_pool": good["reset_pool"][:4]}):  # fmt: skip
+        with pytest.raises(ValueError, match="checkpoint's reset"):
+            fused.set_state(0, bad)
+    fused.set_state(0, good)

@@ -1,5 +1,5 @@
 """The generic gymnasium path (GymnasiumPackEnv): exact env state capture, so that a resumed
-run continues bit for bit (MuJoCo through mj_getState, other envs through a verified pickle)
+run continues bit for bit (MuJoCo through mj_getState, other envs through their attributes, checked by a round trip; nothing pickled)
 and a run's numbers do not depend on its pack-mates."""
 
 from __future__ import annotations
@@ -98,18 +98,19 @@ def test_pack_invariance_bitwise_halfcheetah():
         assert_same_policy(packed[p][-1].policy, solo[-1].policy)
 
 
-def test_resume_bitwise_pickled_env_with_its_own_generator(monkeypatch):
-    """The pickle capture at engine level, on Pendulum-v1 forced through the generic path.
+def test_resume_bitwise_attrs_env_with_its_own_generator(monkeypatch):
+    """The attributes capture at engine level, on Pendulum-v1 forced through the generic path.
 
     No registered id takes this path by itself with a policy this project has: the classic
     control ids (Pendulum, Acrobot, MountainCar[Continuous]) go to the project's own numpy
-    envs, the Box2D ones are EzPickle (not captured) and the toy-text ones have Discrete
+    envs, the Box2D ones keep their state in Box2D worlds (not captured) and the toy-text ones
+    have Discrete
     observations (make_policy needs a Box). Pendulum resets from its own generator
     (``np_random``) and is truncated after 200 steps, after the checkpoint at step 128: the
     restored generator draws the next episode's start."""
     monkeypatch.setattr(engine, "make_pack_env", GymnasiumPackEnv)  # same signature
     cfg = A2CConfig(**SMALL, env="Pendulum-v1")
-    full = resume_matches_uninterrupted(cfg, seed=11, at=2, kind="pickle")
+    full = resume_matches_uninterrupted(cfg, seed=11, at=2, kind="attrs")
     assert [r.episodes for r in full] == [0, 0, 0, 2]  # one truncation per env, after resume
 
 
@@ -123,7 +124,7 @@ def first_episode_end(env, actions) -> int:
     raise AssertionError("no episode ended")
 
 
-@pytest.mark.parametrize("env_id, kind", [("Hopper-v5", "mujoco"), ("Pendulum-v1", "pickle")])
+@pytest.mark.parametrize("env_id, kind", [("Hopper-v5", "mujoco"), ("Pendulum-v1", "attrs")])
 def test_state_round_trip_with_an_autoreset_pending(env_id, kind, state_round_trip):
     """Saved right after an episode ended (the next step is the NEXT_STEP dummy that resets
     it), a pack of 2 runs x 2 envs restored into a fresh pack steps on field for field."""
@@ -145,14 +146,14 @@ def test_state_round_trip_with_an_autoreset_pending(env_id, kind, state_round_tr
 def test_state_capture_reasons():
     pytest.importorskip("Box2D")
     reason = state_capture("LunarLander-v3")
-    assert reason is not None and "\n" not in reason and "EzPickle" in reason
+    assert reason is not None and "\n" not in reason and "LunarLander" not in reason
     assert state_capture("HalfCheetah-v5") is None
     assert state_capture("Ant-v5") is None  # reads body positions before it simulates
     assert state_capture("CartPole-v1") is None  # the project's own env
 
 
 def test_uncaptured_env_resumes_with_fresh_episodes():
-    """LunarLander (Box2D, EzPickle): no state saved; a restore starts fresh episodes."""
+    """LunarLander (Box2D): no state saved; a restore starts fresh episodes."""
     pytest.importorskip("Box2D")
     env = GymnasiumPackEnv("LunarLander-v3", 1, 2, [np.random.default_rng(0)])
     before = env.reset().copy()
@@ -217,3 +218,52 @@ def test_run_dry_run_prints_the_resume_warning(tmp_path):
                          timeout=120, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "warning: LunarLander-v3: its env state cannot be checkpointed" in out.stdout
+
+
+def test_a_checkpoint_env_state_never_runs_code(tmp_path):
+    """A results directory someone hands you: a checkpoint's env state that claims to be a
+    pickle (the capture kind an earlier version had) carrying a payload is refused with one
+    line, and nothing runs (seen: a tampered checkpoint ran os.system on resume)."""
+    import pickle
+
+    marker = tmp_path / "pwned.txt"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.write_text, ("ran",))
+
+    env = GymnasiumPackEnv("Hopper-v5", 1, 2, [np.random.default_rng(0)])
+    env.reset()
+    state = env.get_state(0)
+    blob = np.frombuffer(pickle.dumps(Payload()), dtype=np.uint8).copy()
+    for kind in (b"pickle", b"attrs"):
+        bad = {**state, "env_capture": np.frombuffer(kind, dtype=np.uint8).copy(),
+               "env_pickles": blob, "env_pickle_sizes": np.array([blob.size, 0])}  # fmt: skip
+        with pytest.raises(ValueError):
+            env.set_state(0, bad)
+    assert not marker.exists()
+
+
+def test_resume_restores_a_mujoco_envs_own_counter():
+    """A MuJoCo env that counts its own steps (here: it ends its episodes after 150) resumes
+    bit for bit: the env's plain attributes are captured with the simulator (seen: such a
+    counter restarted at 0, and resume was exact only by luck of where it was cut)."""
+    from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+
+    class CounterCheetah(HalfCheetahEnv):
+        def reset(self, **kwargs):
+            self._t = 0
+            return super().reset(**kwargs)
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = super().step(action)
+            self._t += 1
+            return obs, reward, terminated, truncated or self._t >= 150, info
+
+    if "CounterCheetah-v0" not in gym.registry:
+        gym.register("CounterCheetah-v0", entry_point=CounterCheetah)
+    cfg = A2CConfig(num_envs=1, steps_per_epoch=64, epochs=4, value_iters=3,
+                    env="CounterCheetah-v0")  # fmt: skip
+    for at in (1, 2):  # 64 and 128 steps in: the counter is not 0 at either
+        full = resume_matches_uninterrupted(cfg, seed=5, at=at, kind="mujoco")
+    assert sum(r.episodes for r in full) >= 1  # the counter ended an episode

@@ -208,10 +208,14 @@ class PackState:
         if self.fused is not None:
             self.fused.set_state(p, env_state)
         cols = self.cols(p)
-        loaded = _from_tensors({"obs": ckpt["obs"], "ret": ckpt["ep_return"],
-                                "len": ckpt["ep_length"]})  # fmt: skip
-        self.obs[cols], self.ep_return[cols] = loaded["obs"], loaded["ret"]
-        self.ep_length[cols] = loaded["len"]
+        if not env_state:  # an env whose state cannot be saved: its episodes restarted fresh
+            self.obs[cols] = self.envs.current_obs()[cols]
+            self.ep_return[cols], self.ep_length[cols] = 0.0, 0
+        else:
+            loaded = _from_tensors({"obs": ckpt["obs"], "ret": ckpt["ep_return"],
+                                    "len": ckpt["ep_length"]})  # fmt: skip
+            self.obs[cols], self.ep_return[cols] = loaded["obs"], loaded["ret"]
+            self.ep_length[cols] = loaded["len"]
         self.active[p] = self.epoch[p] < self.configs[p].epochs
 
 

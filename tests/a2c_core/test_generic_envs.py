@@ -267,3 +267,20 @@ def test_resume_restores_a_mujoco_envs_own_counter():
     for at in (1, 2):  # 64 and 128 steps in: the counter is not 0 at either
         full = resume_matches_uninterrupted(cfg, seed=5, at=at, kind="mujoco")
     assert sum(r.episodes for r in full) >= 1  # the counter ended an episode
+
+
+def test_resumed_uncaptured_run_starts_from_its_fresh_episodes():
+    """An env whose state cannot be saved restarts its episodes on resume; the run then sees
+    the fresh observation and counts a fresh episode (seen: it kept the checkpoint's old
+    observation and episode length, merging two episodes into one record)."""
+    pytest.importorskip("Box2D")
+    from a2c_core.engine import init_pack
+
+    cfg = A2CConfig(env="LunarLander-v3", num_envs=2, steps_per_epoch=30, epochs=2,
+                    value_iters=2)  # fmt: skip
+    ckpt = next(r.checkpoint for r in train(cfg, 1, checkpoint_when=lambda run, e: e == 1))
+    assert ckpt["env"] == {} and ckpt["ep_length"].max() > 0  # mid-episode, nothing saved
+    state, _ = init_pack([cfg], [1])
+    state.from_checkpoint(0, ckpt)
+    np.testing.assert_array_equal(state.obs, state.envs.current_obs())
+    assert not state.ep_length.any() and not state.ep_return.any()

@@ -610,8 +610,9 @@ def plot_sensitivity_grid(
     metric: str | None = None,
     fig: Figure | None = None,
 ) -> np.ndarray:
-    """:func:`plot_sensitivity` for every swept parameter, side by side (shared y)."""
-    params = param_columns(scores) or []
+    """:func:`plot_sensitivity` for every swept parameter, side by side (shared y); never
+    ``env`` (tasks are not a parameter: a swept env gets one figure per task)."""
+    params = [p for p in param_columns(scores) or [] if p != "env"]
     count = max(1, len(params))
     columns = min(count, 4)
     rows = math.ceil(count / columns)
@@ -1102,9 +1103,10 @@ def write_plots(
     grid), sensitivity, heatmaps (when two or more parameters are swept), strip (per-seed
     final scores), profile (performance profile of the top-``top``). The top ``top`` are
     taken from the configurations racing did not stop, unless it stopped them all. When
-    ``env`` is swept, returns of different tasks are never drawn on one axis: curves_top and
-    profile are drawn per env (``curves_top_<env>``, ``profile_<env>``) from that env's
-    ranking (``table`` from :func:`analysis.aggregate.ranking_by_env`).
+    ``env`` is swept, returns of different tasks are never drawn on one axis: curves_top,
+    profile, sensitivity and strip are drawn per env (``curves_top_<env>``, ...) from that
+    env's ranking (``table`` from :func:`analysis.aggregate.ranking_by_env`); heatmaps get
+    one panel per env; facets one panel per configuration.
 
     ``title`` replaces curves_top's title; ``size`` (width, height in inches) is the size of
     curves_top's and profile's axes area before their legend (default 7 x 4); ``name`` and
@@ -1160,6 +1162,19 @@ def write_plots(
             ax.set_title(f"{where}{ax.get_title()}")
             paths += save_figure(ax.figure, out_dir / f"profile{suffix}")
 
+            if [p for p in params if p != "env"]:
+                axes = plot_sensitivity_grid(
+                    group_scores, statistic=statistic, minimize=minimize, seed=seed, metric=metric
+                )
+                _prefix_title(axes[0].figure, where)
+                paths += save_figure(axes[0].figure, out_dir / f"sensitivity{suffix}")
+
+            ax = plot_strip(
+                group_scores, order=list(group_table["config"]), statistic=statistic, seed=seed
+            )
+            ax.set_title(f"{where}{ax.get_title()}")
+            paths += save_figure(ax.figure, out_dir / f"strip{suffix}")
+
         where = " · ".join(str(t) for t in (env, name) if t)
         where = f"{where}: " if where else ""
         axes = plot_facets(
@@ -1167,18 +1182,8 @@ def write_plots(
         )
         paths += save_figure(axes[0].figure, out_dir / "facets", dpi=150)
 
-        if params:
-            axes = plot_sensitivity_grid(
-                scores, statistic=statistic, minimize=minimize, seed=seed, metric=metric
-            )
-            _prefix_title(axes[0].figure, where)
-            paths += save_figure(axes[0].figure, out_dir / "sensitivity")
         if heatmap_pair(params) is not None:
             axes = plot_heatmaps(scores, statistic=statistic, minimize=minimize, seed=seed)
             _prefix_title(axes[0].figure, where)
             paths += save_figure(axes[0].figure, out_dir / "heatmaps")
-
-        ax = plot_strip(scores, order=list(table["config"]), statistic=statistic, seed=seed)
-        ax.set_title(f"{where}{ax.get_title()}")
-        paths += save_figure(ax.figure, out_dir / "strip")
     return paths

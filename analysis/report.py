@@ -480,8 +480,6 @@ def build_report(
                     f"95% bootstrap band, top {len(top_configs)} configurations.",
                 )
             )
-        top_configs, _ = plots._top_configs(groups[0][1], top)
-        profile_scores = scores[scores["env"] == groups[0][0]] if swept else scores
         nav.append(("curves", "Learning curves"))
         parts.append('<h2 id="curves">Learning curves</h2>' + "".join(figures))
 
@@ -499,50 +497,41 @@ def build_report(
                     "parameters not on the axes are marginalised.",
                 ),
             )
-        if finished and params:
-            axes = plots.plot_sensitivity_grid(
-                scores,
-                statistic=options.statistic,
-                minimize=options.minimize,
-                seed=options.seed,
-                metric=metric,
-            )
-            plots._prefix_title(axes[0].figure, f"{where_all}: ")
-            section(
-                "sensitivity",
-                "Sensitivity",
-                _figure(
-                    _png(axes[0].figure),
-                    "Final score against each swept parameter, the others marginalised.",
-                ),
-            )
-        if finished:
-            ax = plots.plot_strip(
-                scores, order=list(table["config"]), statistic=options.statistic, seed=options.seed
-            )
-            ax.set_title(f"{where_all}: {ax.get_title()}")
-            section(
-                "seeds",
-                "Final score per seed",
-                _figure(_png(ax.figure), "One dot per done seed; the bar is the statistic."),
-            )
-            profile = aggregate.performance_profile(
-                profile_scores, configs=top_configs, below=options.minimize, seed=options.seed
-            )
-            ax = plots.plot_performance_profile(
-                profile, metric=metric, scores=profile_scores, ax=plots._axes(None, (width, height))
-            )
-            ax.set_title(f"{' · '.join(t for t in (groups[0][0], name) if t)}: {ax.get_title()}")
-            on = f" on {groups[0][0]}" if swept else ""
-            section(
-                "profile",
-                "Performance profile",
-                _figure(
-                    _png(ax.figure),
-                    f"Fraction of done runs{on} whose final score "
-                    f"{'is below' if options.minimize else 'exceeds'} τ.",
-                ),
-            )
+        if finished:  # per task: returns of different envs never share an axis
+            sens, strips, profiles = [], [], []
+            for group_env, group_table in groups:
+                group_scores = scores[scores["env"] == group_env] if swept else scores
+                where = " · ".join(t for t in (group_env, name) if t)
+                if [p for p in params if p != "env"]:
+                    axes = plots.plot_sensitivity_grid(
+                        group_scores,
+                        statistic=options.statistic,
+                        minimize=options.minimize,
+                        seed=options.seed,
+                        metric=metric,
+                    )
+                    plots._prefix_title(axes[0].figure, f"{where}: ")
+                    sens.append(_figure(_png(axes[0].figure), "Final score against each "
+                                        "swept parameter, the others marginalised."))  # fmt: skip
+                ax = plots.plot_strip(group_scores, order=list(group_table["config"]),
+                                      statistic=options.statistic, seed=options.seed)  # fmt: skip
+                ax.set_title(f"{where}: {ax.get_title()}")
+                strips.append(_figure(_png(ax.figure), "One dot per done seed; the bar is the "
+                                      "statistic."))  # fmt: skip
+                group_top, _ = plots._top_configs(group_table, top)
+                profile = aggregate.performance_profile(
+                    group_scores, configs=group_top, below=options.minimize, seed=options.seed
+                )
+                ax = plots.plot_performance_profile(profile, metric=metric, scores=group_scores,
+                                                    ax=plots._axes(None, (width, height)))  # fmt: skip
+                ax.set_title(f"{where}: {ax.get_title()}")
+                on = f" on {group_env}" if swept else ""
+                profiles.append(_figure(_png(ax.figure), f"Fraction of done runs{on} whose final "
+                                        f"score {'is below' if options.minimize else 'exceeds'} τ."))  # fmt: skip
+            if sens:
+                section("sensitivity", "Sensitivity", "".join(sens))
+            section("seeds", "Final score per seed", "".join(strips))
+            section("profile", "Performance profile", "".join(profiles))
             edges = options.bins
             if edges is None:
                 edges = _bin_edges_or_none(results, metric, options.minimize)

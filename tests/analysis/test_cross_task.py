@@ -119,15 +119,18 @@ def test_analyze_and_report_keep_tasks_apart(two_tasks: Path, tmp_path: Path, ca
     assert "## Across tasks (CartPole-v1, Acrobot-v1)" in out
     analysis = copy / "analysis"
     for env in ENVS:
-        assert (analysis / f"curves_top_{env}.png").stat().st_size > 0
-        assert (analysis / f"profile_{env}.png").stat().st_size > 0
-    assert not (analysis / "curves_top.png").exists()  # no plot mixes the tasks' returns
+        for plot in ("curves_top", "profile", "sensitivity", "strip"):
+            assert (analysis / f"{plot}_{env}.png").stat().st_size > 0, (plot, env)
+    for plot in ("curves_top", "profile", "sensitivity", "strip"):  # none mixes the tasks
+        assert not (analysis / f"{plot}.png").exists(), plot
     tasks = pd.read_csv(analysis / "cross_task.csv")
     assert list(tasks["policy_lr"]) == [0.1, 0.03, 0.01]
     assert "min-max normalised within its env" in (analysis / "ranking.md").read_text()
     assert cli.main(["report", str(copy), "--no-gif"]) == 0
     page = (copy / "report.html").read_text()
     assert '<h2 id="tasks">Across tasks</h2>' in page
+    for env in ENVS:  # one profile per task (seen: only the first env's)
+        assert f"Fraction of done runs on {env} whose final score" in page
     assert page.count("band, top 3 configurations.") == 2  # one curve figure per env
 
 

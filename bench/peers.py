@@ -3,8 +3,9 @@
 Per task, on one core (every child process single-threaded: BLAS, numba and torch threads 1;
 the children run one after the other, never side by side):
 
-- (a) **a2c-sweep**: the task's published configuration (``CONFIGS``, from a sweep made with
-  the tool: ``sweeps/cartpole_v1_fast.yaml``, ``sweeps/acrobot.yaml``), all N seeds as ONE
+- (a) **a2c-sweep**: the task's published configuration (``CONFIGS``, the winner of a sweep made
+  with the tool and ranked by ``--pick``: ``sweeps/cartpole_v1_fast.yaml``,
+  ``sweeps/acrobot_fast.yaml``), all N seeds as ONE
   pack in ONE process (``a2c_core.train_pack``), as a sweep runs them;
 - (b) **Stable-Baselines3 2.9.2 A2C** with rl-baselines3-zoo's hyperparameters for the task
   (``SB3_ZOO``; source: DLR-RM/rl-baselines3-zoo, ``hyperparams/a2c.yml``), ONE process per
@@ -52,8 +53,8 @@ WINDOW = 100  # episodes
 CONFIGS = {
     "CartPole-v1": dict(env="CartPole-v1", num_envs=8, steps_per_epoch=128, value_iters=10,
                         policy_lr=0.1, value_lr=0.03, gamma=0.99, lam=0.95),
-    "Acrobot-v1": dict(env="Acrobot-v1", num_envs=8, steps_per_epoch=1024, value_iters=80,
-                       policy_lr=0.1, value_lr=0.01, gamma=0.99, lam=0.95),
+    "Acrobot-v1": dict(env="Acrobot-v1", num_envs=8, steps_per_epoch=128, value_iters=20,
+                       policy_lr=0.1, value_lr=0.03, gamma=0.99, lam=0.95),
 }  # fmt: skip
 # (b): rl-baselines3-zoo hyperparams/a2c.yml (every other A2C argument at SB3's default:
 # learning_rate 7e-4 RMSprop, n_steps 5, gamma 0.99, gae_lambda 1.0, vf_coef 0.5,

@@ -14,7 +14,7 @@ from analysis.load import load, row_problems
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 EXPERIMENTS = ["cartpole-v0-grid", "cartpole-v0-grid-race", "swingup", "swingup-grid",
-               "swingup-grid-refined", "acrobot", "cartpole-v1-fast"]  # fmt: skip
+               "swingup-grid-refined", "acrobot", "cartpole-v1-fast", "acrobot-fast"]  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=EXPERIMENTS)

@@ -20,8 +20,10 @@ $A run sweeps/swingup_fine.yaml --results $R              #    and the finer gri
 $A run sweeps/acrobot.yaml --results $R                   # 5. Acrobot-v1 (own env), 6 configs x 5 seeds
 $A run sweeps/cartpole_v1_fast.yaml --results $R          # 6. CartPole-v1: least training time to solve
 .venv/bin/python bench/peers.py --pick $R/cartpole-v1-fast --tasks CartPole-v1   # its ranking (bench/peers.py's config)
+$A run sweeps/acrobot_fast.yaml --results $R              # 7. Acrobot-v1: the same question
+.venv/bin/python bench/peers.py --pick $R/acrobot-fast --tasks Acrobot-v1
 
-for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined acrobot cartpole-v1-fast; do
+for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined acrobot cartpole-v1-fast acrobot-fast; do
     $A analyze $R/$name --top 10
 done
 .venv/bin/python results/reference/make_policies.py                # the best runs' policies (gif --best)

@@ -35,7 +35,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     fields = dict(env=args.env, num_envs=args.num_envs, steps_per_epoch=args.steps_per_epoch,
                   epochs=args.epochs, value_iters=args.value_iters, policy_lr=args.policy_lr,
-                  value_lr=args.value_lr, gamma=args.gamma, lam=args.lam)  # fmt: skip
+                  value_lr=args.value_lr, gamma=args.gamma, lam=args.lam,
+                  policy_iters=args.policy_iters, hidden=args.hidden,
+                  value_target=args.value_target, dtype=args.dtype,
+                  normalize_advantages=args.normalize_advantages)  # fmt: skip
     try:
         cfg = A2CConfig(**{k: v for k, v in fields.items() if v is not None})
     except ValueError as exc:
@@ -94,8 +97,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if out is not None:
             out.close()
-    print(f"final mean return {rec.return_mean:.2f} after {rec.epoch} epochs, "
-          f"{steps:,} env steps, {time.perf_counter() - start:.1f} s")  # fmt: skip
+    ret = (f"final mean return {rec.return_mean:.2f}" if rec.episodes
+           else "no episode ended in the last epoch")  # fmt: skip
+    print(f"{ret}; {rec.epoch} epochs, {steps:,} env steps, {time.perf_counter() - start:.1f} s")
     return EXIT_OK
 
 
@@ -596,8 +600,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("--num-envs", "num_envs", int, "parallel envs"),
         ("--steps-per-epoch", "steps_per_epoch", int, "vector steps per env per epoch"),
         ("--value-iters", "value_iters", int, "value-fit iterations per epoch"),
+        ("--policy-iters", "policy_iters", int, "policy Adam steps per epoch"),
+        ("--hidden", "hidden", int, "hidden width of the value net and the Gaussian mean"),
     ):
         p.add_argument(flag, type=kind, help=f"{what} ({getattr(d, field)})")
+    p.add_argument("--value-target", choices=("returns", "lambda_returns"), default=None,
+                   help=f"value-net target ({d.value_target})")  # fmt: skip
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help=f"arrays' dtype ({d.dtype})")  # fmt: skip
+    p.add_argument("--normalize-advantages", action=argparse.BooleanOptionalAction,
+                   default=None, help="normalise advantages per run and epoch (on)")  # fmt: skip
     p.add_argument("--csv", help="write the per-epoch records (returns.csv columns) here")
     p.set_defaults(func=cmd_train)
 

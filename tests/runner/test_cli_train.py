@@ -57,3 +57,31 @@ def test_version_names_the_package_and_the_commit() -> None:
                          text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("a2c-sweep 0.") and "+g" in out.stdout, out.stdout
+
+
+@pytest.mark.timeout(120)
+def test_train_takes_every_config_field_and_matches_the_engine(tmp_path):
+    """Every A2CConfig field is a flag; the CSV equals a2c_core.train with the same config
+    (wall_s aside), and a run where no episode ends says so instead of 'nan'."""
+    import math
+
+    from a2c_core import A2CConfig, train
+
+    out = tmp_path / "out.csv"
+    flags = dict(env="Pendulum-v1", num_envs=2, steps_per_epoch=50, epochs=2, value_iters=3,
+                 policy_iters=2, hidden=16, value_target="lambda_returns", dtype="float64",
+                 policy_lr=0.01, value_lr=0.03, gamma=0.9, lam=0.8)  # fmt: skip
+    args = [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    proc = subprocess.run(CLI + ["train", *args, "--no-normalize-advantages", "--seed", "4",
+                                 "--csv", str(out)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    want = list(train(A2CConfig(**flags, normalize_advantages=False), 4))
+    assert len(rows) == len(want) == 2
+    for row, rec in zip(rows, want, strict=True):
+        for col, value in rec.row().items():
+            if col != "wall_s":
+                got = float(row[col])
+                assert got == value or (math.isnan(got) and math.isnan(value)), col
+    assert "no episode ended in the last epoch; 2 epochs" in proc.stdout  # 200-step episodes

@@ -619,7 +619,8 @@ def env_id_problem(env: str) -> str | None:
         try:
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - any import failure is the user's to fix
-            return f"{env}: cannot import module {module!r} ({type(exc).__name__}: {exc})"
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            return f"{env}: cannot import module {module!r} ({type(exc).__name__}: {first})"
         if name not in _known_env_ids():
             return f"{env}: module {module!r} does not register {name!r}"
     elif problem := _unknown_env(env):

@@ -55,17 +55,10 @@ import numpy as np  # noqa: E402
 
 import a2c_core.engine as engine  # noqa: E402
 from a2c_core import A2CConfig, train_pack  # noqa: E402
-from a2c_core.envs import make_pack_env  # noqa: E402
+from a2c_core.envs import CLASSIC_CONTROL_IDS, make_pack_env  # noqa: E402
 from a2c_core.envs.generic import GymnasiumPackEnv  # noqa: E402
 
-IDS = (
-    "CartPole-v0",
-    "CartPole-v1",
-    "Acrobot-v1",
-    "MountainCar-v0",
-    "MountainCarContinuous-v0",
-    "Pendulum-v1",
-)
+IDS = CLASSIC_CONTROL_IDS  # CartPole-v0/v1, Acrobot, MountainCar[Continuous], Pendulum
 PACKINGS = ((1, 8), (8, 8))  # (P, N): M = 8 and M = 64 envs
 ACTION_BANK = 1024  # vector steps of pre-drawn actions, cycled
 CHUNK = 64  # vector steps between two looks at the clock

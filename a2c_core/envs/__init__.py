@@ -17,7 +17,11 @@ from a2c_core.envs.envstate import error_line
 from a2c_core.envs.generic import GymnasiumPackEnv, capture_kind
 from a2c_core.envs.swingup import SWINGUP_IDS, SwingUpPackEnv
 
-__all__ = ["PackEnv", "Step", "env_problem", "make_pack_env", "state_capture"]
+__all__ = ["CLASSIC_CONTROL_IDS", "PackEnv", "Step", "env_problem", "make_pack_env",
+           "state_capture"]  # fmt: skip
+
+CLASSIC_CONTROL_IDS = (*CARTPOLE_IDS, *CLASSIC_ENVS)
+"""Every gymnasium classic-control id, all of them own pack envs."""
 
 
 def make_pack_env(

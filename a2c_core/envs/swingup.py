@@ -249,11 +249,15 @@ class SwingUpPackEnv(NumpyPackEnv):
                                 self.version == "v1")  # fmt: skip
 
 
+# the same source compiled for float64 scalars (x ** 2 is x * x there, as np.square on arrays)
+_dynamics_scalar = numba.njit(cache=True, nogil=True)(swingup_dynamics)
+
+
 @numba.njit(cache=True, nogil=True)
 def _transition_rows(state, elapsed, limit, actions, v1):
     """Every row of state [4, M] one step on, in place, with the step counters: (reward,
-    terminated, truncated, final_obs [M, 5] float32). Expression for expression
-    :func:`swingup_dynamics` (float64; the action widened to float64 before clipping)."""
+    terminated, truncated, final_obs [M, 5] float32): :func:`swingup_dynamics` itself,
+    compiled (float64; the action widened to float64 before clipping)."""
     m = state.shape[1]
     reward = np.empty(m)
     terminated = np.empty(m, dtype=np.bool_)
@@ -267,23 +271,7 @@ def _transition_rows(state, elapsed, limit, actions, v1):
             a = 1.0
         force = a * FORCE_MAG
         x, x_dot, theta, theta_dot = state[0, i], state[1, i], state[2, i], state[3, i]
-        s = np.sin(theta)
-        c = np.cos(theta)
-        xdot_update = (
-            -2 * MPL * (theta_dot**2) * s
-            + 3 * POLE_MASS * GRAVITY * s * c
-            + 4 * force
-            - 4 * FRICTION * x_dot
-        ) / (4 * MASS_TOTAL - 3 * POLE_MASS * c**2)
-        thetadot_update = (
-            -3 * MPL * (theta_dot**2) * s * c
-            + 6 * MASS_TOTAL * GRAVITY * s
-            + 6 * (force - FRICTION * x_dot) * c
-        ) / (4 * POLE_LENGTH * MASS_TOTAL - 3 * MPL * c**2)
-        nx = x + x_dot * DT
-        nxd = x_dot + xdot_update * DT
-        nth = theta + theta_dot * DT
-        nthd = theta_dot + thetadot_update * DT
+        nx, nxd, nth, nthd = _dynamics_scalar(x, x_dot, theta, theta_dot, force)
         state[0, i], state[1, i], state[2, i], state[3, i] = nx, nxd, nth, nthd
         cn = np.cos(nth)
         reward[i] = (1 + cn) / 2 if v1 else cn

@@ -22,20 +22,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from a2c_core.envs import make_pack_env
+from a2c_core.envs import CLASSIC_CONTROL_IDS, make_pack_env
 from a2c_core.envs.base import NumpyPackEnv, PackEnv, Step
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is out of date.*:DeprecationWarning")
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "classic_control_reference.npz"
-IDS = (
-    "CartPole-v0",
-    "CartPole-v1",
-    "Acrobot-v1",
-    "MountainCar-v0",
-    "MountainCarContinuous-v0",
-    "Pendulum-v1",
-)
+IDS = CLASSIC_CONTROL_IDS  # CartPole-v0/v1, Acrobot, MountainCar[Continuous], Pendulum
 # Tolerance reached against gymnasium, per id: observations (float32), rewards and states
 # (float64) are bit-identical for every id (atol 0 means np.testing.assert_array_equal).
 ATOL = dict.fromkeys(IDS, 0.0)

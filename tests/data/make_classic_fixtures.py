@@ -37,15 +37,10 @@ import numpy as np
 from gymnasium.envs.classic_control import pendulum
 from gymnasium.wrappers import TimeLimit
 
+from a2c_core.envs import CLASSIC_CONTROL_IDS
+
 OUT = Path(__file__).resolve().parent / "classic_control_reference.npz"
-IDS = (
-    "CartPole-v0",
-    "CartPole-v1",
-    "Acrobot-v1",
-    "MountainCar-v0",
-    "MountainCarContinuous-v0",
-    "Pendulum-v1",
-)
+IDS = CLASSIC_CONTROL_IDS  # CartPole-v0/v1, Acrobot, MountainCar[Continuous], Pendulum
 SEED = 20_240_611
 HORIZON = 64  # steps recorded at most per trajectory
 GROUP_SIZE = 8  # trajectories per group; 6 groups per id

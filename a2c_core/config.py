@@ -19,6 +19,12 @@ RETURN_COLUMNS = (
 """Columns of a run's returns.csv, one row per epoch (docs/design.md "The results contract")."""
 INT_RETURN_COLUMNS = ("epoch", "env_steps", "episodes")
 DTYPES = ("float32", "float64")
+ACTIVATIONS = ("tanh", "relu")
+MAX_LAYERS, MAX_WIDTH = 8, 4096
+WIDTHS = "widths"
+"""FIELD_TYPES kind of a list of hidden-layer widths (a tuple once in a config)."""
+OPTIONAL_FLOAT = "float|null"
+"""FIELD_TYPES kind of a number that may be null (off)."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +58,40 @@ class A2CConfig:
     'lambda_returns': GAE advantages + V."""
     dtype: str = "float32"
     """float32 (default) or float64 for every network and buffer."""
+    policy_hidden: tuple[int, ...] | None = None
+    """hidden-layer widths of the policy (``[]``: linear). null: the article's default for
+    the action space: linear logits for a Discrete space, ``[hidden]`` for a Box mean."""
+    value_hidden: tuple[int, ...] | None = None
+    """hidden-layer widths of the value net. null: ``[hidden]``."""
+    activation: str = "tanh"
+    """activation of the policy's hidden layers: tanh or relu."""
+    value_activation: str = "relu"
+    """activation of the value net's hidden layers: relu or tanh."""
+    init_log_std: float = 0.0
+    """initial log standard deviation of a Gaussian policy (ignored by categorical ones)."""
+    entropy_coef: float = 0.0
+    """weight of the entropy bonus in the policy loss: -mean(A log pi) - c * entropy."""
+    max_grad_norm: float | None = None
+    """clip the global gradient norm of every policy step and value-fit iteration to this
+    (null: no clipping)."""
+    obs_norm: bool = False
+    """normalise observations with the run's running mean and variance (updated after each
+    epoch, frozen inside it, clipped to +-10; part of the checkpoint and of policy.pt)."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             kind = FIELD_TYPES[f.name]
+            if kind == WIDTHS and value is not None:
+                problem = widths_problem(value)
+                if problem:
+                    raise ValueError(f"{f.name}: {problem}")
+                object.__setattr__(self, f.name, tuple(value))  # lists from YAML/JSON
+                continue
+            if kind == OPTIONAL_FLOAT:
+                if value is None:
+                    continue
+                kind = float
             if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"{f.name}: expected a positive integer, got {value!r}")
             if kind is int and value <= 0:
@@ -84,14 +119,48 @@ class A2CConfig:
             raise ValueError(f"dtype: must be one of {DTYPES}, got {self.dtype!r}")
         if not self.env:
             raise ValueError("env: must be a non-empty gymnasium id")
+        for name in ("activation", "value_activation"):
+            if getattr(self, name) not in ACTIVATIONS:
+                raise ValueError(
+                    f"{name}: must be one of {ACTIVATIONS}, got {getattr(self, name)!r}"
+                )
+        if not -10.0 <= self.init_log_std <= 5.0:
+            raise ValueError(f"init_log_std: must be in [-10, 5], got {self.init_log_std}")
+        if self.entropy_coef < 0:
+            raise ValueError(f"entropy_coef: must be >= 0, got {self.entropy_coef}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(
+                f"max_grad_norm: must be > 0 (or null for no clipping), got {self.max_grad_norm}"
+            )
+        if self.hidden != 64 and self.policy_hidden is not None and self.value_hidden is not None:
+            raise ValueError(
+                f"hidden: {self.hidden} has no effect when policy_hidden and value_hidden are "
+                "both set (hidden: N is short for value_hidden: [N] and a Gaussian policy's "
+                "policy_hidden: [N])"
+            )
+
+    def value_widths(self) -> tuple[int, ...]:
+        """The value net's hidden-layer widths (``value_hidden``, else ``[hidden]``)."""
+        return self.value_hidden if self.value_hidden is not None else (self.hidden,)
+
+    def policy_widths(self, discrete: bool) -> tuple[int, ...]:
+        """The policy's hidden-layer widths for a Discrete (or Box) action space."""
+        if self.policy_hidden is not None:
+            return self.policy_hidden
+        return () if discrete else (self.hidden,)
 
     @property
     def shape_key(self) -> tuple:
         """Runs with equal shape keys can share a pack (same buffers, same env)."""
-        return (self.env, self.num_envs, self.steps_per_epoch, self.hidden, self.dtype)
+        return tuple(getattr(self, name) for name in SHAPE_FIELDS)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON-able values (widths as lists)."""
+        data = dataclasses.asdict(self)
+        for name, kind in FIELD_TYPES.items():
+            if kind == WIDTHS and data[name] is not None:
+                data[name] = list(data[name])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> A2CConfig:
@@ -116,4 +185,34 @@ FIELD_TYPES: dict[str, type] = {
     "normalize_advantages": bool,
     "value_target": str,
     "dtype": str,
+    "policy_hidden": WIDTHS,
+    "value_hidden": WIDTHS,
+    "activation": str,
+    "value_activation": str,
+    "init_log_std": float,
+    "entropy_coef": float,
+    "max_grad_norm": OPTIONAL_FLOAT,
+    "obs_norm": bool,
 }
+
+SHAPE_FIELDS = ("env", "num_envs", "steps_per_epoch", "hidden", "dtype", "policy_hidden",
+                "activation")  # fmt: skip
+"""Fields a pack's runs share: the env and its buffers, and the stacked policy's shape and
+activation (value nets, learning rates, entropy, clipping, obs_norm are per run)."""
+
+LATER_FIELDS = ("policy_hidden", "value_hidden", "activation", "value_activation",
+                "init_log_std", "entropy_coef", "max_grad_norm", "obs_norm")  # fmt: skip
+"""Fields added after the first release: they enter a run's id only when they differ from
+their defaults, so that the ids (and results) of runs from before stay valid."""
+
+
+def widths_problem(value: Any) -> str | None:
+    """What is wrong with a list of hidden-layer widths, or None."""
+    if not isinstance(value, list | tuple):
+        return f"expected a list of layer widths like [64, 64] ([] for none), got {value!r}"
+    if len(value) > MAX_LAYERS:
+        return f"at most {MAX_LAYERS} hidden layers, got {len(value)}"
+    for w in value:
+        if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH:
+            return f"each width must be an integer in [1, {MAX_WIDTH}], got {w!r}"
+    return None

@@ -11,7 +11,10 @@ One epoch of one run (article order, defects fixed):
      and at the rollout end (or lambda-returns);
   3. value fit: ``value_iters`` full-batch Adam iterations on the targets;
   4. advantages: GAE(gamma, lambda) with the fitted value net, normalised per run;
-  5. policy: ``policy_iters`` full-batch Adam steps on -mean(A log pi(a|s)).
+  5. policy: ``policy_iters`` full-batch Adam steps on -mean(A log pi(a|s)) - c * entropy
+     (each step's global gradient norm clipped to ``max_grad_norm`` when set);
+  6. observation statistics (``obs_norm`` runs): fold in the epoch's observations; the next
+     epoch sees them normalised with the new statistics (a2c_core.obsnorm).
 
 :func:`train_pack` is that list, one function per phase, over a :class:`PackState` (all that
 evolves: parameters, optimisers, generators, env state, counters) and a :class:`Rollout`
@@ -29,12 +32,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from a2c_core import obsnorm
 from a2c_core.adam import AdamState
 from a2c_core.config import RETURN_COLUMNS, A2CConfig
 from a2c_core.envs import make_pack_env
 from a2c_core.fused import make_fused_rollout
 from a2c_core.gae import compute_gae, discounted_returns
-from a2c_core.policies import make_policy
+from a2c_core.policies import clip_grad_norm, make_policy
 from a2c_core.results import POLICY_FORMAT, policy_state, to_torch
 from a2c_core.valuefit import init_value_params, value_fit, value_forward
 
@@ -72,6 +76,8 @@ class EpochRecord:
     """what went non-finite, e.g. "value_loss is nan at epoch 3" (on a diverged record)."""
     checkpoint: dict | None = field(default=None, repr=False)
     policy: dict | None = field(default=None, repr=False)
+    obs_rms: dict | None = field(default=None, repr=False)
+    """the run's observation statistics with its final policy (``obs_norm`` runs)."""
 
     def row(self) -> dict[str, float | int]:
         return {k: getattr(self, k) for k in RETURN_COLUMNS}
@@ -147,6 +153,13 @@ class PackState:
     epoch: list[int]
     env_steps: list[int]
     active: list[bool]
+    obs_rms: list[dict | None] = field(default_factory=list)
+    """per run: running observation statistics (``obs_norm`` runs), else None."""
+    norm_mean: np.ndarray | None = None
+    """[P, D] / [P, D] / [P]: the epoch's frozen normalisation of each run (identity for runs
+    without statistics); None when no run of the pack normalises."""
+    norm_istd: np.ndarray | None = None
+    norm_clip: np.ndarray | None = None
 
     @property
     def num_envs(self) -> int:
@@ -159,6 +172,33 @@ class PackState:
     def policy_params(self, p: int) -> dict[str, np.ndarray]:
         """Run p's policy parameters as views into the stack (updates land in it)."""
         return {k: a[p] for k, a in self.policy.items()}
+
+    def refresh_norm(self) -> None:
+        """Freeze each run's observation normalisation for the next epoch."""
+        if not any(r is not None for r in self.obs_rms):
+            return
+        dtype, dim = self.obs.dtype, self.obs.shape[1]
+        self.norm_mean = np.zeros((len(self.configs), dim), dtype)
+        self.norm_istd = np.ones((len(self.configs), dim), dtype)
+        self.norm_clip = np.full(len(self.configs), np.inf)
+        for p, stats in enumerate(self.obs_rms):
+            if stats is not None and stats["count"][0] > 0:
+                self.norm_mean[p], self.norm_istd[p], self.norm_clip[p] = obsnorm.frozen(
+                    stats, dtype)  # fmt: skip
+
+    def normalize(self, p: int, x: np.ndarray) -> np.ndarray:
+        """Observations ``x`` [M, D] as run p's networks see them this epoch."""
+        if self.norm_mean is None or self.obs_rms[p] is None:
+            return x
+        return obsnorm.apply(x, self.norm_mean[p], self.norm_istd[p], self.norm_clip[p])
+
+    def normalize_pack(self, obs3: np.ndarray) -> np.ndarray:
+        """[P, N, D] observations of the whole pack, each run's normalised."""
+        if self.norm_mean is None:
+            return obs3
+        out = (obs3 - self.norm_mean[:, None, :]) * self.norm_istd[:, None, :]
+        clip = self.norm_clip[:, None, None]
+        return np.clip(out, -clip, clip).astype(obs3.dtype, copy=False)
 
     def to_checkpoint(self, p: int, diverged: bool = False) -> dict[str, Any]:
         """Run p's state (copies, numpy): :meth:`from_checkpoint` resumes it bit-exactly."""
@@ -187,6 +227,7 @@ class PackState:
             "ep_return": self.ep_return[cols].copy(),
             "ep_length": self.ep_length[cols].copy(),
             "diverged": diverged,
+            **({"obs_rms": _copy_arrays(self.obs_rms[p])} if self.obs_rms[p] is not None else {}),
         }
 
     def from_checkpoint(self, p: int, ckpt: dict[str, Any]) -> None:
@@ -216,6 +257,9 @@ class PackState:
                                     "len": ckpt["ep_length"]})  # fmt: skip
             self.obs[cols], self.ep_return[cols] = loaded["obs"], loaded["ret"]
             self.ep_length[cols] = loaded["len"]
+        if self.obs_rms[p] is not None and "obs_rms" in ckpt:
+            self.obs_rms[p] = _from_tensors(ckpt["obs_rms"])
+            self.refresh_norm()
         self.active[p] = self.epoch[p] < self.configs[p].epochs
 
 
@@ -234,10 +278,13 @@ def init_pack(configs: list[A2CConfig], seeds: list[int]) -> tuple[PackState, An
     rng_init, rng_env, rng_action = (list(g) for g in zip(*streams, strict=True))
     envs = make_pack_env(cfg0.env, len(configs), cfg0.num_envs, rng_env)
     obs_dim = int(np.prod(envs.observation_space.shape))
-    policy = make_policy(envs.observation_space, envs.action_space, cfg0.hidden, dtype)
+    policy = make_policy(envs.observation_space, envs.action_space, cfg0.hidden, dtype,
+                         policy_hidden=cfg0.policy_hidden, activation=cfg0.activation)  # fmt: skip
     fused = make_fused_rollout(envs, policy, rng_env)
-    pol_runs = [policy.init_params(g) for g in rng_init]
-    value = [init_value_params(obs_dim, cfg0.hidden, g, dtype) for g in rng_init]
+    pol_runs = [policy.init_params(g, c.init_log_std)
+                for g, c in zip(rng_init, configs, strict=True)]  # fmt: skip
+    value = [init_value_params(obs_dim, c.value_widths(), g, dtype)
+             for g, c in zip(rng_init, configs, strict=True)]  # fmt: skip
     cols = len(configs) * cfg0.num_envs
     state = PackState(
         configs=configs, seeds=seeds, envs=envs, fused=fused,
@@ -248,7 +295,9 @@ def init_pack(configs: list[A2CConfig], seeds: list[int]) -> tuple[PackState, An
         obs=envs.reset().astype(dtype).reshape(cols, obs_dim),
         ep_return=np.zeros(cols), ep_length=np.zeros(cols, dtype=np.int64),
         epoch=[0] * len(configs), env_steps=[0] * len(configs), active=[True] * len(configs),
+        obs_rms=[obsnorm.empty_stats(obs_dim) if c.obs_norm else None for c in configs],
     )  # fmt: skip
+    state.refresh_norm()
     return state, policy
 
 
@@ -307,8 +356,9 @@ def train_pack(
 
     Args:
         configs, seeds: one per run. All configs must share ``A2CConfig.shape_key`` (env,
-            num_envs, steps_per_epoch, hidden, dtype); learning rates, gamma, lam, iteration
-            and epoch counts and seeds may differ.
+            num_envs, steps_per_epoch, hidden, dtype, policy_hidden, activation); learning
+            rates, gamma, lam, iteration and epoch counts, value nets, entropy_coef,
+            max_grad_norm, init_log_std, obs_norm and seeds may differ.
         resume: per run, None or a checkpoint dict from an earlier record; the run continues
             after that checkpoint's epoch exactly as if it had never stopped (also when its
             config now asks for more epochs than when the checkpoint was taken).
@@ -353,11 +403,14 @@ def train_pack(
                     state.policy[k][p] = a
                 state.value[p] = backup[p][1]
             records.append(rec)
+        update_obs_stats(state, ro, live)
         wall = time.perf_counter() - t_start
         for rec in records:
             rec.wall_s = wall
             if rec.finished:
                 rec.policy = {k: a.copy() for k, a in state.policy_params(rec.run).items()}
+                if state.obs_rms[rec.run] is not None:
+                    rec.obs_rms = _copy_arrays(state.obs_rms[rec.run])
             asked = checkpoint_when is not None and checkpoint_when(rec.run, rec.epoch)
             if asked or (rec.finished and not rec.diverged):
                 rec.checkpoint = state.to_checkpoint(rec.run, rec.diverged)
@@ -384,12 +437,18 @@ def collect_rollout(state: PackState, policy, buf: Rollout) -> Rollout:
                     end=buf.ends, valid=buf.valid, ret=buf.ep_returns, len=buf.ep_lengths,
                     final=buf.final_obs)  # fmt: skip
         state.fused.run(state.obs, state.policy, np.stack(noise), bufs, state.ep_return,
-                        state.ep_length)  # fmt: skip
+                        state.ep_length, _fused_norm(state))  # fmt: skip
         f_t, f_col = np.nonzero(buf.ends)
         f_obs = buf.final_obs[f_t, f_col]
     else:
         f_t, f_col, f_obs = _step_generic(state, policy, buf, np.stack(noise, 1))
     return buf._replace(final_obs=f_obs, final_t=f_t, final_col=f_col, final_run=f_col // N)
+
+
+def _fused_norm(state: PackState) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    if state.norm_mean is None:
+        return None
+    return state.norm_mean, state.norm_istd, state.norm_clip.astype(state.obs.dtype)
 
 
 def _step_generic(state: PackState, policy, buf: Rollout, noise: np.ndarray):
@@ -404,7 +463,7 @@ def _step_generic(state: PackState, policy, buf: Rollout, noise: np.ndarray):
     for t in range(noise.shape[0]):
         obs3 = obs.reshape(runs, envs, obs_dim)
         buf.obs[:, t] = obs3
-        actions = policy.act(state.policy, obs3, noise[t])
+        actions = policy.act(state.policy, state.normalize_pack(obs3), noise[t])
         buf.actions[:, t] = actions
         step = state.envs.step(actions.reshape(act_shape))
         buf.rewards[t] = step.reward
@@ -438,8 +497,8 @@ def _step_generic(state: PackState, policy, buf: Rollout, noise: np.ndarray):
 
 
 def _run_batch(state: PackState, ro: Rollout, p: int) -> np.ndarray:
-    """Run p's observations of the epoch as one [T*N, D] batch."""
-    return ro.obs[p].reshape(-1, ro.obs.shape[-1])
+    """Run p's observations of the epoch as one [T*N, D] batch (as its networks see them)."""
+    return state.normalize(p, ro.obs[p].reshape(-1, ro.obs.shape[-1]))
 
 
 def _next_values(state: PackState, ro: Rollout, p: int, values: np.ndarray | None,
@@ -448,12 +507,14 @@ def _next_values(state: PackState, ro: Rollout, p: int, values: np.ndarray | Non
     row's value inside the rollout, V(next epoch's first obs) on the last row, V(final obs)
     where an episode ended. ``values`` [T, N] are run p's V(s_t) (None: not computed)."""
     cols = state.cols(p)
+    act = state.configs[p].value_activation
     if values is not None:
         out[:-1, cols] = values[1:]
-    out[-1, cols] = value_forward(state.obs[cols], state.value[p])
+    out[-1, cols] = value_forward(state.normalize(p, state.obs[cols]), state.value[p], act)
     sel = ro.final_run == p
     if sel.any():
-        out[ro.final_t[sel], ro.final_col[sel]] = value_forward(ro.final_obs[sel], state.value[p])
+        out[ro.final_t[sel], ro.final_col[sel]] = value_forward(
+            state.normalize(p, ro.final_obs[sel]), state.value[p], act)  # fmt: skip
 
 
 def _per_column(state: PackState, name: str) -> np.ndarray:
@@ -474,7 +535,8 @@ def value_targets(state: PackState, ro: Rollout, live: list[int]) -> np.ndarray:
     for p in live:
         v_old = None
         if p in lam_runs:
-            v_old = value_forward(_run_batch(state, ro, p), state.value[p]).reshape(T, -1)
+            v_old = value_forward(_run_batch(state, ro, p), state.value[p],
+                                  state.configs[p].value_activation).reshape(T, -1)  # fmt: skip
             values[:, state.cols(p)] = v_old
         _next_values(state, ro, p, v_old, next_v)
     gammas = _per_column(state, "gamma")
@@ -498,7 +560,8 @@ def fit_value(state: PackState, ro: Rollout, targets: np.ndarray, p: int) -> flo
     if not mask.all():
         x, y = x[mask], y[mask]
     return value_fit(x, np.ascontiguousarray(y), state.value[p], state.value_opt[p],
-                     cfg.value_lr, cfg.value_iters)  # fmt: skip
+                     cfg.value_lr, cfg.value_iters, cfg.value_activation,
+                     cfg.max_grad_norm)  # fmt: skip
 
 
 def advantages(state: PackState, ro: Rollout, live: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -508,7 +571,8 @@ def advantages(state: PackState, ro: Rollout, live: list[int]) -> tuple[np.ndarr
     next_v = np.zeros((T, cols), dtype=dtype)
     values = np.zeros((T, cols), dtype=dtype)
     for p in live:
-        v_new = value_forward(_run_batch(state, ro, p), state.value[p]).reshape(T, -1)
+        v_new = value_forward(_run_batch(state, ro, p), state.value[p],
+                              state.configs[p].value_activation).reshape(T, -1)  # fmt: skip
         values[:, state.cols(p)] = v_new
         _next_values(state, ro, p, v_new, next_v)
     adv = compute_gae(ro.rewards, values, next_v, ro.terminated, ro.ends,
@@ -522,8 +586,10 @@ def advantages(state: PackState, ro: Rollout, live: list[int]) -> tuple[np.ndarr
 def policy_step(
     state: PackState, policy, ro: Rollout, adv: np.ndarray, p: int
 ) -> tuple[float, float]:
-    """``policy_iters`` full-batch Adam steps of run p's policy on -mean(A log pi(a|s)) over
-    its valid samples (advantages normalised per run). Returns (loss, entropy) of the last."""
+    """``policy_iters`` full-batch Adam steps of run p's policy on -mean(A log pi(a|s)) -
+    entropy_coef * entropy over its valid samples (advantages normalised per run; gradients
+    clipped to max_grad_norm when set). Returns (loss without the entropy term, entropy) of
+    the last step."""
     cfg = state.configs[p]
     mask = ro.valid[:, state.cols(p)].reshape(-1)
     a_p = adv[:, state.cols(p)].reshape(-1)[mask]
@@ -534,9 +600,27 @@ def policy_step(
     params = state.policy_params(p)
     loss = entropy = float("nan")
     for _ in range(cfg.policy_iters):
-        loss, entropy, grads = policy.loss_and_grads(params, x, acts, a_p)
+        loss, entropy, grads = policy.loss_and_grads(params, x, acts, a_p, cfg.entropy_coef)
+        clip_grad_norm(grads, cfg.max_grad_norm)
         state.policy_opt[p].update(params, grads, cfg.policy_lr)
     return loss, entropy
+
+
+# --------------------------------------------------------------------------- 6. obs stats
+
+
+def update_obs_stats(state: PackState, ro: Rollout, live: list[int]) -> None:
+    """``obs_norm`` runs fold the epoch's valid (raw) observations into their statistics;
+    the next epoch is normalised with them."""
+    changed = False
+    for p in live:
+        if state.obs_rms[p] is None:
+            continue
+        mask = ro.valid[:, state.cols(p)].reshape(-1)
+        obsnorm.update(state.obs_rms[p], ro.obs[p].reshape(-1, ro.obs.shape[-1])[mask])
+        changed = True
+    if changed:
+        state.refresh_norm()
 
 
 # --------------------------------------------------------------------------- records

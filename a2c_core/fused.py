@@ -7,8 +7,10 @@ the run's pre-drawn uniforms, or the Gaussian policy's tanh layer, mean and nois
 own row step from :mod:`a2c_core.envs.classic` (gymnasium's dynamics, same arithmetic as the
 pack env's), same-step autoreset, and every buffer write.
 
-Envs: CartPole-v0/v1, Acrobot-v1, MountainCar-v0 (categorical policy); Pendulum-v1 and
-MountainCarContinuous-v0 (Gaussian policy, one action dimension). CartPoleSwingUp keeps the
+Envs: CartPole-v0/v1, Acrobot-v1, MountainCar-v0 (linear categorical policy); Pendulum-v1
+and MountainCarContinuous-v0 (Gaussian policy, one action dimension, one tanh hidden layer).
+Other policy shapes take the generic rollout. ``obs_norm`` runs' observations are normalised
+in the kernel before the policy reads them (the buffers keep the raw observations). CartPoleSwingUp keeps the
 generic rollout (its published reference numbers come from that path).
 
 Resets come from a per-run *pool* of initial states drawn from the run's env generator
@@ -72,20 +74,33 @@ if _HAVE_NUMBA:
         return False
 
     @numba.njit(cache=True, nogil=True)
+    def _policy_input(obs, i, p, use_norm, mu, istd, clip, x):
+        """Row i's observation as run p's policy sees it (a2c_core.obsnorm.apply's
+        expression when the pack normalises) into x [D]."""
+        for k in range(x.shape[0]):
+            v = obs[i, k]
+            if use_norm:
+                v = min(max((v - mu[p, k]) * istd[p, k], -clip[p]), clip[p])
+            x[k] = v
+
+    @numba.njit(cache=True, nogil=True)
     def _categorical_rollout(kind, two, t0, limit, state, elapsed, obs, W, b, noise, pool,
                              pool_obs, cursor, obs_buf, act_buf, rew, term, end, ret_buf,
-                             len_buf, final_buf, ep_ret, ep_len):  # fmt: skip
+                             len_buf, final_buf, ep_ret, ep_len, use_norm, mu, istd,
+                             clip):  # fmt: skip
         """Steps t0..T-1; returns T when done, or the step at which a pool must be refilled.
 
         state [S, PN] f64, elapsed [PN], obs [PN, D], W [P, D, A], b [P, A], noise [P, T, N],
         pool [P, K, S] f64, pool_obs [P, K, D], cursor [P]; buffers as in the engine
         (obs_buf [P, T, N, D], act_buf [P, T, N], rew/term/end/ret_buf/len_buf [T, PN],
-        final_buf [T, PN, D]).
+        final_buf [T, PN, D]); ``use_norm``, mu/istd [P, D], clip [P]: the pack's frozen
+        observation normalisation.
         """
         num_runs, steps, num_envs = noise.shape
         d, n_act = W.shape[1], W.shape[2]
         weights = np.empty(n_act, dtype=np.float64)
         logits = np.empty(n_act, dtype=obs.dtype)
+        x = np.empty(d, dtype=obs.dtype)
         for t in range(t0, steps):
             if _pools_low(t, cursor, pool.shape[1], num_envs):
                 return t
@@ -93,10 +108,11 @@ if _HAVE_NUMBA:
                 p = i // num_envs
                 n = i - p * num_envs
                 # --- policy: logits = obs W + b (float32), softmax, inverse CDF
+                _policy_input(obs, i, p, use_norm, mu, istd, clip, x)
                 for a in range(n_act):
                     acc = b[p, a]
                     for k in range(d):
-                        acc += obs[i, k] * W[p, k, a]
+                        acc += x[k] * W[p, k, a]
                     logits[a] = acc
                 top = logits[0]
                 for a in range(1, n_act):
@@ -123,23 +139,26 @@ if _HAVE_NUMBA:
     @numba.njit(cache=True, nogil=True)
     def _gaussian_rollout(kind, two, t0, limit, state, elapsed, obs, W1, b1, W2, b2, std, noise,
                           pool, pool_obs, cursor, obs_buf, act_buf, rew, term, end, ret_buf,
-                          len_buf, final_buf, ep_ret, ep_len):  # fmt: skip
+                          len_buf, final_buf, ep_ret, ep_len, use_norm, mu, istd,
+                          clip):  # fmt: skip
         """As :func:`_categorical_rollout` for the Gaussian policy with one action dimension:
         action = tanh(obs W1 + b1) W2 + b2 + std * noise (float32), noise [P, T, N, 1],
         std [P, 1] = exp(log_std), act_buf [P, T, N, 1]."""
         num_runs, steps, num_envs = noise.shape[0], noise.shape[1], noise.shape[2]
         d, h = W1.shape[1], W1.shape[2]
         hid = np.empty(h, dtype=obs.dtype)
+        x = np.empty(d, dtype=obs.dtype)
         for t in range(t0, steps):
             if _pools_low(t, cursor, pool.shape[1], num_envs):
                 return t
             for i in range(num_runs * num_envs):
                 p = i // num_envs
                 n = i - p * num_envs
+                _policy_input(obs, i, p, use_norm, mu, istd, clip, x)
                 for j in range(h):
                     acc = b1[p, j]
                     for k in range(d):
-                        acc += obs[i, k] * W1[p, k, j]
+                        acc += x[k] * W1[p, k, j]
                     hid[j] = np.tanh(acc)
                 mean = b2[p, 0]
                 for j in range(h):
@@ -179,9 +198,17 @@ class FusedRollout:
         self.pool_obs[run] = self.env._reset_obs(np.ascontiguousarray(states.T))
 
     def run(self, obs: np.ndarray, params: dict, noise: np.ndarray, bufs: dict,
-            ep_ret: np.ndarray, ep_len: np.ndarray) -> None:  # fmt: skip
-        """One epoch. ``obs`` [PN, D] is updated in place to the next epoch's first obs."""
+            ep_ret: np.ndarray, ep_len: np.ndarray, norm: tuple | None = None) -> None:  # fmt: skip
+        """One epoch. ``obs`` [PN, D] is updated in place to the next epoch's first obs.
+        ``norm``: (mean [P, D], istd [P, D], clip [P]) of the pack's obs_norm runs, or None."""
         env = self.env
+        if norm is None:
+            num_runs, dim = noise.shape[0], obs.shape[1]
+            norm = (np.zeros((num_runs, dim), obs.dtype), np.ones((num_runs, dim), obs.dtype),
+                    np.full(num_runs, np.inf, obs.dtype))  # fmt: skip
+            use_norm = False
+        else:
+            use_norm = True
         t = 0
         steps = noise.shape[1]
         bufs["valid"][:] = True
@@ -197,7 +224,7 @@ class FusedRollout:
                 self.kind, classic.TWO, t, env.max_episode_steps, env._state, env._elapsed,
                 obs, *policy, noise, self.pool, self.pool_obs, self.cursor, bufs["obs"],
                 bufs["act"], bufs["rew"], bufs["term"], bufs["end"], bufs["ret"], bufs["len"],
-                bufs["final"], ep_ret, ep_len,
+                bufs["final"], ep_ret, ep_len, use_norm, *norm,
             )  # fmt: skip
             if t >= steps:
                 break
@@ -233,11 +260,15 @@ def make_fused_rollout(env, policy, rngs: list[np.random.Generator]):
 
     if not _HAVE_NUMBA:
         return None
-    if isinstance(env, cp.CartPolePackEnv) and isinstance(policy, CategoricalPolicy):
+    # the kernels compute the default policies: linear logits; a one-layer tanh Gaussian mean
+    linear = isinstance(policy, CategoricalPolicy) and policy.linear
+    tanh_1 = (isinstance(policy, GaussianPolicy) and policy.action_dim == 1
+              and len(policy.widths) == 1 and policy.net.activation == "tanh")  # fmt: skip
+    if isinstance(env, cp.CartPolePackEnv) and linear:
         return FusedRollout(env, classic.KIND_CARTPOLE, False, rngs)
     if isinstance(env, classic.ClassicPackEnv):
-        if isinstance(policy, CategoricalPolicy):
+        if linear:
             return FusedRollout(env, env.kind, False, rngs)
-        if isinstance(policy, GaussianPolicy) and policy.action_dim == 1:
+        if tanh_1:
             return FusedRollout(env, env.kind, True, rngs)
     return None

@@ -178,13 +178,18 @@ def contiguous_epochs(rows: Sequence[Mapping[str, Any]]) -> int:
     return k
 
 
-def policy_state(config: Any, seed: int, params: Mapping[str, Any]) -> dict[str, Any]:
+def policy_state(config: Any, seed: int, params: Mapping[str, Any],
+                 obs_rms: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """What policy.pt holds: enough to rebuild and run the policy (gif, evaluation).
-    ``config`` is an A2CConfig (or its dict), ``params`` the policy's arrays (copied)."""
+    ``config`` is an A2CConfig (or its dict), ``params`` the policy's arrays (copied),
+    ``obs_rms`` the observation statistics of an ``obs_norm`` run (a2c_core.obsnorm)."""
     import numpy as np
 
-    return {"format": POLICY_FORMAT, "config": config if isinstance(config, dict) else config.to_dict(),
-            "seed": int(seed), "params": {k: np.array(v, copy=True) for k, v in params.items()}}  # fmt: skip
+    state = {"format": POLICY_FORMAT, "config": config if isinstance(config, dict) else config.to_dict(),
+             "seed": int(seed), "params": {k: np.array(v, copy=True) for k, v in params.items()}}  # fmt: skip
+    if obs_rms is not None:
+        state["obs_rms"] = {k: np.array(v, copy=True) for k, v in obs_rms.items()}
+    return state
 
 
 def to_torch(obj: Any) -> Any:

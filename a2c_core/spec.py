@@ -23,7 +23,14 @@ from typing import Any, NoReturn
 
 import yaml
 
-from a2c_core.config import FIELD_TYPES, A2CConfig
+from a2c_core.config import (
+    FIELD_TYPES,
+    LATER_FIELDS,
+    OPTIONAL_FLOAT,
+    WIDTHS,
+    A2CConfig,
+    widths_problem,
+)
 
 __all__ = [
     "DEFAULT_CHECKPOINT_EVERY_S",
@@ -214,11 +221,18 @@ NOT_IN_RUN_ID = ("epochs",)
 ``epochs`` extends every run from its final checkpoint (docs/design.md "Extending a sweep")."""
 
 
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(A2CConfig)}
+
+
 def _canonical_config(config: A2CConfig) -> dict[str, Any]:
     data = {k: v for k, v in config.to_dict().items() if k not in NOT_IN_RUN_ID}
+    for key in LATER_FIELDS:  # at their defaults, the ids of runs from before them
+        if data[key] == _DEFAULTS[key]:
+            del data[key]
     for key, value in data.items():
         # 1 and 1.0 for a float field are the same run
-        if FIELD_TYPES.get(key) is float and not isinstance(value, bool):
+        if FIELD_TYPES.get(key) in (float, OPTIONAL_FLOAT) and isinstance(value, int | float) \
+                and not isinstance(value, bool):  # fmt: skip
             data[key] = float(value)
     return data
 
@@ -252,7 +266,8 @@ def experiment_key(sweep: Sweep) -> dict[str, Any]:
     for key, value in resolved.items():
         if key in sweep.grid or key in NOT_IN_RUN_ID:
             continue
-        if FIELD_TYPES.get(key) is float and not isinstance(value, bool):
+        if FIELD_TYPES.get(key) in (float, OPTIONAL_FLOAT) and isinstance(value, int | float) \
+                and not isinstance(value, bool):  # fmt: skip
             value = float(value)
         fixed[key] = value
     return {"fixed": fixed, "grid_keys": sorted(sweep.grid)}
@@ -317,6 +332,12 @@ def _unknown_key(key: Any, allowed: Iterable[str], what: str) -> str:
 
 def _type_problem(field_name: str, value: Any) -> str | None:
     kind = FIELD_TYPES[field_name]
+    if kind == WIDTHS:
+        return None if value is None else widths_problem(value)
+    if kind == OPTIONAL_FLOAT:
+        if value is None:
+            return None
+        kind = float
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"expected an integer, got {value!r}"
@@ -333,8 +354,11 @@ def _type_problem(field_name: str, value: Any) -> str | None:
 
 
 def _coerce(field_name: str, value: Any) -> Any:
-    if FIELD_TYPES[field_name] is float:
+    kind = FIELD_TYPES[field_name]
+    if kind is float or (kind == OPTIONAL_FLOAT and value is not None):
         return float(value)
+    if kind == WIDTHS and value is not None:
+        return tuple(value)  # hashable: a grid value
     return value
 
 

@@ -1,18 +1,21 @@
-"""The value net MLP(obs -> hidden -> ReLU -> 1) and its full-batch Adam fit.
+"""The value net MLP(obs -> hidden layers -> 1) and its full-batch Adam fit.
 
 The fit is most of an epoch's work (``value_iters`` full-batch iterations over N*T samples).
 Two implementations compute the same function:
 
-- fused numba kernels (one thread, fastmath), generated for the observation size D: samples
+- for one hidden layer (the default: 64 ReLU units; tanh too), fused numba kernels (one thread, fastmath), generated for the observation size D: samples
   on the SIMD lanes (inputs transposed to [D, M]), walked in blocks that stay in cache, hidden
   units looped outside the sample loop, the D-term dot product unrolled so that forward and
   backward are each one pass over a block. Generated source is written once to a cache
   directory and compiled with numba's on-disk cache, so a worker pays the JIT once, not per
   run (``A2C_SWEEP_KERNEL_DIR``, default ``~/.cache/a2c-sweep/kernels``).
-- an eager numpy path, used when numba (or its LLVM toolchain) is unavailable; a warning is
-  emitted once.
+- an eager numpy path (BLAS matmuls): every other depth (no hidden layer, two or more), and
+  any shape when numba (or its LLVM toolchain) is unavailable (a warning is emitted once).
+  bench/epoch_throughput.py reports the cost of each.
 
-Parameters are a dict of arrays: ``W1`` [H, D], ``b1`` [H], ``w2`` [H], ``b2`` [1].
+Parameters are a dict of arrays: ``W1`` [H1, D], ``b1`` [H1], ... ``WL`` [HL, H(L-1)],
+``bL`` [HL], then the output ``w{L+1}`` [HL], ``b{L+1}`` [1] (one layer: ``W1``, ``b1``,
+``w2``, ``b2``). ``max_norm`` clips each iteration's global gradient norm (torch's rule).
 Adam is a2c_core.adam's (torch.optim.Adam's update); the kernel inlines the same formula.
 """
 
@@ -43,51 +46,88 @@ except Exception:  # pragma: no cover - exercised by monkeypatching in tests
     _HAVE_NUMBA = False
 
 _warned = False
-_modules: dict[int, ModuleType] = {}
+_modules: dict[tuple[int, str], ModuleType] = {}
 
 
-def init_value_params(obs_dim: int, hidden: int, rng: np.random.Generator, dtype) -> dict:
-    """torch.nn.Linear's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for W and b."""
-    b_in, b_h = 1.0 / np.sqrt(obs_dim), 1.0 / np.sqrt(hidden)
-    return {
-        "W1": rng.uniform(-b_in, b_in, (hidden, obs_dim)).astype(dtype),
-        "b1": rng.uniform(-b_in, b_in, hidden).astype(dtype),
-        "w2": rng.uniform(-b_h, b_h, hidden).astype(dtype),
-        "b2": rng.uniform(-b_h, b_h, 1).astype(dtype),
-    }
+def init_value_params(obs_dim: int, hidden: int | tuple[int, ...], rng: np.random.Generator,
+                      dtype) -> dict:  # fmt: skip
+    """torch.nn.Linear's default init, layer by layer (W then b): U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)). ``hidden``: one width, or the widths of the hidden layers."""
+    widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    params = {}
+    fan_in = obs_dim
+    for i, width in enumerate(widths, start=1):
+        bound = 1.0 / np.sqrt(fan_in)
+        params[f"W{i}"] = rng.uniform(-bound, bound, (width, fan_in)).astype(dtype)
+        params[f"b{i}"] = rng.uniform(-bound, bound, width).astype(dtype)
+        fan_in = width
+    bound = 1.0 / np.sqrt(fan_in)
+    out = len(widths) + 1
+    params[f"w{out}"] = rng.uniform(-bound, bound, fan_in).astype(dtype)
+    params[f"b{out}"] = rng.uniform(-bound, bound, 1).astype(dtype)
+    return params
+
+
+def hidden_layers(p: dict) -> int:
+    """Number of hidden layers of value params ``p``."""
+    return sum(1 for k in p if k.startswith("W"))
 
 
 # --------------------------------------------------------------------------- eager (numpy)
 
 
-def forward_eager(x: np.ndarray, p: dict) -> np.ndarray:
+def _activate(z: np.ndarray, activation: str) -> np.ndarray:
+    return np.maximum(z, 0) if activation == "relu" else np.tanh(z)
+
+
+def forward_eager(x: np.ndarray, p: dict, activation: str = "relu") -> np.ndarray:
     """x [M, D] -> V [M]."""
-    h = np.maximum(x @ p["W1"].T + p["b1"], 0)
-    return h @ p["w2"] + p["b2"][0]
+    h = x
+    layers = hidden_layers(p)
+    for i in range(1, layers + 1):
+        h = _activate(h @ p[f"W{i}"].T + p[f"b{i}"], activation)
+    return h @ p[f"w{layers + 1}"] + p[f"b{layers + 1}"][0]
 
 
-def grad_eager(x: np.ndarray, y: np.ndarray, p: dict) -> tuple[float, dict]:
+def grad_eager(x: np.ndarray, y: np.ndarray, p: dict,
+               activation: str = "relu") -> tuple[float, dict]:  # fmt: skip
     """MSE loss mean((V(x) - y)^2) and its gradients. x [M, D], y [M]."""
-    z = x @ p["W1"].T + p["b1"]
-    h = np.maximum(z, 0)
-    pred = h @ p["w2"] + p["b2"][0]
+    layers = hidden_layers(p)
+    zs, hs = [], [x]
+    for i in range(1, layers + 1):
+        z = hs[-1] @ p[f"W{i}"].T + p[f"b{i}"]
+        zs.append(z)
+        hs.append(_activate(z, activation))
+    out = layers + 1
+    pred = hs[-1] @ p[f"w{out}"] + p[f"b{out}"][0]
     r = pred - y
     m = x.shape[0]
     g = (2.0 / m) * r
-    dz = np.outer(g, p["w2"]) * (z > 0)
     grads = {
-        "W1": (dz.T @ x).astype(x.dtype),
-        "b1": dz.sum(0).astype(x.dtype),
-        "w2": (h.T @ g).astype(x.dtype),
-        "b2": np.array([g.sum()], dtype=x.dtype),
+        f"w{out}": (hs[-1].T @ g).astype(x.dtype),
+        f"b{out}": np.array([g.sum()], dtype=x.dtype),
     }
+    if layers:
+        d_h = np.outer(g, p[f"w{out}"])
+        for i in range(layers, 0, -1):
+            if activation == "relu":
+                dz = d_h * (zs[i - 1] > 0)
+            else:
+                dz = d_h * (1.0 - hs[i] * hs[i])
+            grads[f"W{i}"] = (dz.T @ hs[i - 1]).astype(x.dtype)
+            grads[f"b{i}"] = dz.sum(0).astype(x.dtype)
+            if i > 1:
+                d_h = dz @ p[f"W{i}"]
     return float(np.mean(r * r)), grads
 
 
-def _fit_eager(x, y, p, opt: AdamState, lr, iters) -> float:
+def _fit_eager(x, y, p, opt: AdamState, lr, iters, activation="relu", max_norm=None) -> float:
+    from a2c_core.policies import clip_grad_norm
+
     loss = float("nan")
     for _ in range(iters):
-        loss, grads = grad_eager(x, y, p)
+        loss, grads = grad_eager(x, y, p, activation)
+        clip_grad_norm(grads, max_norm)
         opt.update(p, grads, lr)
     return loss
 
@@ -208,13 +248,94 @@ def fit(xT, y, W1, b1, w2, b2, mW1, mb1, mw2, mb2, vW1, vb1, vw2, vb2, step, lr,
         adam(w2, gw2, mw2, vw2, lr, bc1, bc2)
         adam(b2, gb2, mb2, vb2, lr, bc1, bc2)
     return loss, step
+
+
+@numba.njit(**JIT)
+def sqsum(g):
+    total = 0.0
+    gf = g.ravel()
+    for i in range(gf.size):
+        total += np.float64(gf[i]) * np.float64(gf[i])
+    return total
+
+
+@numba.njit(**JIT)
+def scale(g, factor):
+    gf = g.ravel()
+    for i in range(gf.size):
+        gf[i] = gf[i] * factor
+
+
+@numba.njit(**JIT)
+def fit_clipped(xT, y, W1, b1, w2, b2, mW1, mb1, mw2, mb2, vW1, vb1, vw2, vb2, step, lr, iters,
+                max_norm):
+    # fit, with each iteration's global gradient norm clipped to max_norm (torch's rule)
+    dt = xT.dtype
+    gW1, gb1 = np.empty_like(W1), np.empty_like(b1)
+    gw2, gb2 = np.empty_like(w2), np.empty_like(b2)
+    zbuf = np.empty((W1.shape[0], BLOCK), dtype=dt)
+    acc, g = np.empty(BLOCK, dtype=dt), np.empty(BLOCK, dtype=dt)
+    zero = W1[0, 0] - W1[0, 0]
+    loss = zero
+    for _ in range(iters):
+        loss = grad(xT, y, W1, b1, w2, b2, gW1, gb1, gw2, gb2, zbuf, acc, g, zero)
+        norm = np.sqrt(sqsum(gW1) + sqsum(gb1) + sqsum(gw2) + sqsum(gb2))
+        factor = max_norm / (norm + 1e-6)
+        if factor < 1.0:
+            f = zero + factor
+            scale(gW1, f)
+            scale(gb1, f)
+            scale(gw2, f)
+            scale(gb2, f)
+        step += 1
+        bc1 = 1.0 - BETA1**step
+        bc2 = 1.0 - BETA2**step
+        adam(W1, gW1, mW1, vW1, lr, bc1, bc2)
+        adam(b1, gb1, mb1, vb1, lr, bc1, bc2)
+        adam(w2, gw2, mw2, vw2, lr, bc1, bc2)
+        adam(b2, gb2, mb2, vb2, lr, bc1, bc2)
+    return loss, step
 '''
 
+# the tanh hidden layer: (text in the ReLU template, its replacement)
+_TANH = (
+    ("ob[n] += wj * (z if z > zero else zero)", "ob[n] += wj * np.tanh(z)"),
+    (
+        """                zj[n] = z
+                acc[n] += wj * (z if z > zero else zero)""",
+        """                h = np.tanh(z)
+                zj[n] = h
+                acc[n] += wj * h""",
+    ),
+    (
+        """                z = zj[n]
+                gn = g[n]
+                active = z > zero
+                sw += gn * z if active else zero
+                dz = gn * wj if active else zero""",
+        """                h = zj[n]
+                gn = g[n]
+                sw += gn * h
+                dz = gn * wj * (one - h * h)""",
+    ),
+    (
+        """    two_over_m = (zero + 2) / m""",
+        """    two_over_m = (zero + 2) / m
+    one = np.ones(1, dtype=xT.dtype)[0]""",
+    ),
+    ("for obs_dim = {d}. Do not edit.", "for obs_dim = {d}, tanh. Do not edit."),
+)
 
-def _kernel_source(d: int) -> str:
+
+def _kernel_source(d: int, activation: str = "relu") -> str:
     ind2, ind3 = " " * 8, " " * 12
     ks = range(d)
-    return _TEMPLATE.format(
+    template = _TEMPLATE
+    if activation == "tanh":
+        for old, new in _TANH:
+            assert template.count(old) >= 1, old
+            template = template.replace(old, new)
+    return template.format(
         d=d, block=BLOCK, beta1=BETA1, beta2=BETA2, eps=EPS,
         rows="\n".join(f"{ind2}x{k} = xT[{k}, s : s + nb]" for k in ks),
         wload="\n".join(f"{ind3}a{k} = W1[j, {k}]" for k in ks),
@@ -233,7 +354,7 @@ def kernel_dir() -> Path:
 _WARMING = "A2C_SWEEP_KERNEL_WARMING"
 
 
-def _warm_in_subprocess(d: int, marker: Path) -> None:
+def _warm_in_subprocess(d: int, activation: str, marker: Path) -> None:
     """Compile the kernels of observation size d into numba's on-disk cache in a child
     process, so that every process, this one included, runs the kernels loaded from that
     cache. A kernel compiled in the process that uses it rounds differently from the same
@@ -241,7 +362,7 @@ def _warm_in_subprocess(d: int, marker: Path) -> None:
     every later one from epoch 1), which would make a run's numbers depend on whether it
     was the first on its machine."""
     env = {**os.environ, _WARMING: "1"}
-    code = f"from a2c_core.valuefit import _warm; _warm({d})"
+    code = f"from a2c_core.valuefit import _warm; _warm({d}, {activation!r})"
     try:
         done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                               timeout=600, check=False)  # fmt: skip
@@ -257,16 +378,17 @@ def _warm_in_subprocess(d: int, marker: Path) -> None:
                       RuntimeWarning, stacklevel=3)  # fmt: skip
 
 
-def _warm(d: int) -> None:
+def _warm(d: int, activation: str = "relu") -> None:
     """Call every kernel of observation size d once per dtype (compiles and caches them)."""
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         p = init_value_params(d, 8, rng, dtype)
         x = rng.standard_normal((5, d)).astype(dtype)
         y = rng.standard_normal(5).astype(dtype)
-        value_forward(x, p)
-        value_grad(x, y, p)
-        value_fit(x, y, p, AdamState.zeros_like(p), 1e-3, 1)
+        value_forward(x, p, activation)
+        value_grad(x, y, p, activation)
+        value_fit(x, y, p, AdamState.zeros_like(p), 1e-3, 1, activation)
+        value_fit(x, y, p, AdamState.zeros_like(p), 1e-3, 1, activation, max_norm=1.0)
 
 
 def _cached_text(path: Path) -> str | None:
@@ -278,15 +400,17 @@ def _cached_text(path: Path) -> str | None:
         return None
 
 
-def _kernels(d: int) -> ModuleType:
-    """The compiled kernel module for observation size d (generated and cached on disk)."""
-    if d in _modules:
-        return _modules[d]
-    source = _kernel_source(d)
+def _kernels(d: int, activation: str = "relu") -> ModuleType:
+    """The compiled kernel module for observation size d and the hidden layer's activation
+    (generated and cached on disk)."""
+    if (d, activation) in _modules:
+        return _modules[(d, activation)]
+    source = _kernel_source(d, activation)
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
     folder = kernel_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"valuefit_d{d}_{digest}.py"
+    tag = "" if activation == "relu" else f"_{activation}"
+    path = folder / f"valuefit_d{d}{tag}_{digest}.py"
     marker = folder / f"{path.stem}.warm"
     if _cached_text(path) != source:  # missing, cut or tampered with: (re)write it before
         # importing (atomic: concurrent workers write identical content); numba's cache of
@@ -297,18 +421,21 @@ def _kernels(d: int) -> ModuleType:
             f.write(source)
         os.replace(tmp, path)
     if not marker.exists() and not os.environ.get(_WARMING):
-        _warm_in_subprocess(d, marker)
-    spec = importlib.util.spec_from_file_location(f"_a2c_valuefit_d{d}_{digest}", path)
+        _warm_in_subprocess(d, activation, marker)
+    spec = importlib.util.spec_from_file_location(f"_a2c_valuefit_d{d}{tag}_{digest}", path)
     module = importlib.util.module_from_spec(spec)
     # numba's on-disk cache re-imports the defining module by name: make it importable
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    _modules[d] = module
+    _modules[(d, activation)] = module
     return module
 
 
-def _use_kernel() -> bool:
+def _use_kernel(p: dict | None = None) -> bool:
+    """The compiled kernels run one hidden layer; other depths take the eager path."""
     global _warned
+    if p is not None and hidden_layers(p) != 1:
+        return False
     if _HAVE_NUMBA:
         return True
     if not _warned:
@@ -322,25 +449,26 @@ def _use_kernel() -> bool:
     return False
 
 
-def value_forward(x: np.ndarray, p: dict) -> np.ndarray:
+def value_forward(x: np.ndarray, p: dict, activation: str = "relu") -> np.ndarray:
     """V(x) for x [M, D]; returns [M] in x's dtype."""
     if x.shape[0] == 0:
         return np.zeros(0, dtype=x.dtype)
-    if not _use_kernel():
-        return forward_eager(x, p).astype(x.dtype)
+    if not _use_kernel(p):
+        return forward_eager(x, p, activation).astype(x.dtype)
     out = np.empty(x.shape[0], dtype=x.dtype)
-    k = _kernels(x.shape[1])
+    k = _kernels(x.shape[1], activation)
     k.forward(np.ascontiguousarray(x.T), p["W1"], p["b1"], p["w2"], p["b2"], out, x.dtype.type(0))
     return out
 
 
-def value_grad(x: np.ndarray, y: np.ndarray, p: dict) -> tuple[float, dict]:
+def value_grad(x: np.ndarray, y: np.ndarray, p: dict,
+               activation: str = "relu") -> tuple[float, dict]:  # fmt: skip
     """Loss and gradients through the active implementation (kernel if available)."""
-    if not _use_kernel():
-        return grad_eager(x, y, p)
+    if not _use_kernel(p):
+        return grad_eager(x, y, p, activation)
     grads = {k: np.empty_like(p[k]) for k in PARAM_NAMES}
     hidden = p["W1"].shape[0]
-    loss = _kernels(x.shape[1]).grad(
+    loss = _kernels(x.shape[1], activation).grad(
         np.ascontiguousarray(x.T), np.ascontiguousarray(y), p["W1"], p["b1"], p["w2"], p["b2"],
         grads["W1"], grads["b1"], grads["w2"], grads["b2"],
         np.empty((hidden, BLOCK), x.dtype), np.empty(BLOCK, x.dtype), np.empty(BLOCK, x.dtype),
@@ -349,21 +477,27 @@ def value_grad(x: np.ndarray, y: np.ndarray, p: dict) -> tuple[float, dict]:
     return float(loss), grads
 
 
-def value_fit(x: np.ndarray, y: np.ndarray, p: dict, opt: AdamState, lr: float,
-              iters: int) -> float:  # fmt: skip
-    """``iters`` full-batch Adam steps on mean((V(x) - y)^2), in place on ``p`` and ``opt``.
+def value_fit(x: np.ndarray, y: np.ndarray, p: dict, opt: AdamState, lr: float, iters: int,
+              activation: str = "relu", max_norm: float | None = None) -> float:  # fmt: skip
+    """``iters`` full-batch Adam steps on mean((V(x) - y)^2), in place on ``p`` and ``opt``;
+    each step's global gradient norm clipped to ``max_norm`` (None: not clipped).
 
     x [M, D], y [M]. Returns the loss at the last iteration, before its update.
     """
     if iters == 0 or x.shape[0] == 0:
         return float("nan")
-    if not _use_kernel():
-        return _fit_eager(x, y, p, opt, lr, iters)
+    if not _use_kernel(p):
+        return _fit_eager(x, y, p, opt, lr, iters, activation, max_norm)
     m, v = opt.m, opt.v
-    loss, opt.step = _kernels(x.shape[1]).fit(
+    k = _kernels(x.shape[1], activation)
+    args = (
         np.ascontiguousarray(x.T), np.ascontiguousarray(y), p["W1"], p["b1"], p["w2"], p["b2"],
         m["W1"], m["b1"], m["w2"], m["b2"], v["W1"], v["b1"], v["w2"], v["b2"],
         opt.step, x.dtype.type(lr), iters,
     )  # fmt: skip
+    if max_norm is None:
+        loss, opt.step = k.fit(*args)
+    else:
+        loss, opt.step = k.fit_clipped(*args, float(max_norm))
     opt.step = int(opt.step)
     return float(loss)

@@ -109,14 +109,17 @@ def run_episodes(
     sampled with ``numpy.random.default_rng(seed)``. Env resets are seeded with ``seed`` (the
     first) and continue its stream after. ``max_steps`` overrides the env's time limit.
     """
+    from a2c_core.obsnorm import normalize_with
     from a2c_core.policies import make_policy
 
     config = policy_data["config"]
     env = _make_env(config["env"], max_steps)
     dtype = np.dtype(config.get("dtype", "float32"))
     policy = make_policy(
-        env.observation_space, env.action_space, int(config.get("hidden", 64)), dtype
-    )
+        env.observation_space, env.action_space, int(config.get("hidden", 64)), dtype,
+        policy_hidden=config.get("policy_hidden"), activation=config.get("activation", "tanh"),
+    )  # fmt: skip
+    stats = policy_data.get("obs_rms") if config.get("obs_norm") else None
     params = {k: v.astype(dtype, copy=False) for k, v in policy_data["params"].items()}
     stacked = {k: v[None] for k, v in params.items()}  # a pack of one run: [P=1, ...]
     rng = np.random.default_rng(seed)
@@ -127,7 +130,7 @@ def run_episodes(
             obs, _ = env.reset(seed=seed if episode == 0 else None)
             frames, rewards, done = [env.render()], [], False
             while not done:
-                x = np.asarray(obs, dtype=dtype).reshape(-1)
+                x = normalize_with(stats, np.asarray(obs, dtype=dtype).reshape(-1))
                 if deterministic:
                     action = policy.mode(params, x[None])[0]
                 else:

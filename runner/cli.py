@@ -29,7 +29,27 @@ def _fmt_eta(seconds: float) -> str:
     return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60:02d}:{rem % 60:02d}"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (the usage block is what --help is for)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 # ----------------------------------------------------------------------------------- train
+def _widths(text: str) -> tuple[int, ...]:
+    """'64,64' / '[64, 64]' / '' / 'none' -> layer widths (argparse type)."""
+    body = text.strip().strip("[]").strip()
+    if body.lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(part) for part in body.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer widths like 64,64, got {text!r}"
+        ) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from a2c_core import A2CConfig
 
@@ -38,7 +58,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                   value_lr=args.value_lr, gamma=args.gamma, lam=args.lam,
                   policy_iters=args.policy_iters, hidden=args.hidden,
                   value_target=args.value_target, dtype=args.dtype,
-                  normalize_advantages=args.normalize_advantages)  # fmt: skip
+                  normalize_advantages=args.normalize_advantages,
+                  policy_hidden=args.policy_hidden, value_hidden=args.value_hidden,
+                  activation=args.activation, value_activation=args.value_activation,
+                  init_log_std=args.init_log_std, entropy_coef=args.entropy_coef,
+                  max_grad_norm=args.max_grad_norm, obs_norm=args.obs_norm)  # fmt: skip
     try:
         cfg = A2CConfig(**{k: v for k, v in fields.items() if v is not None})
     except ValueError as exc:
@@ -581,7 +605,7 @@ def _count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="a2c-sweep", description=__doc__)
+    parser = OneLineParser(prog="a2c-sweep", description=__doc__)
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -601,9 +625,35 @@ def build_parser() -> argparse.ArgumentParser:
         ("--steps-per-epoch", "steps_per_epoch", int, "vector steps per env per epoch"),
         ("--value-iters", "value_iters", int, "value-fit iterations per epoch"),
         ("--policy-iters", "policy_iters", int, "policy Adam steps per epoch"),
-        ("--hidden", "hidden", int, "hidden width of the value net and the Gaussian mean"),
+        (
+            "--hidden",
+            "hidden",
+            int,
+            "width of the default one-layer value net and Gaussian "
+            "mean (short for --value-hidden N and, for a Box action space, --policy-hidden N)",
+        ),
+        ("--init-log-std", "init_log_std", float, "initial log std of a Gaussian policy"),
+        ("--entropy-coef", "entropy_coef", float, "entropy bonus weight in the policy loss"),
+        (
+            "--max-grad-norm",
+            "max_grad_norm",
+            float,
+            "clip each update's global gradient norm to this",
+        ),
     ):
-        p.add_argument(flag, type=kind, help=f"{what} ({getattr(d, field)})")
+        default = getattr(d, field)
+        p.add_argument(flag, type=kind, help=f"{what} ({'off' if default is None else default})")
+    p.add_argument("--policy-hidden", type=_widths, default=None, metavar="W,W",
+                   help="policy hidden-layer widths, e.g. 64,64 ('' or none: linear; default: "
+                   "linear logits for discrete actions, --hidden for a Gaussian mean)")  # fmt: skip
+    p.add_argument("--value-hidden", type=_widths, default=None, metavar="W,W",
+                   help="value-net hidden-layer widths, e.g. 64,64 (default: --hidden)")  # fmt: skip
+    p.add_argument("--activation", choices=("tanh", "relu"), default=None,
+                   help=f"policy hidden-layer activation ({d.activation})")  # fmt: skip
+    p.add_argument("--value-activation", choices=("tanh", "relu"), default=None,
+                   help=f"value-net hidden-layer activation ({d.value_activation})")  # fmt: skip
+    p.add_argument("--obs-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="normalise observations with running statistics (off)")  # fmt: skip
     p.add_argument("--value-target", choices=("returns", "lambda_returns"), default=None,
                    help=f"value-net target ({d.value_target})")  # fmt: skip
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,

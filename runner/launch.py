@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from a2c_core.config import A2CConfig
+from a2c_core.config import SHAPE_FIELDS, A2CConfig
 from a2c_core.results import policy_state, to_numpy
 from a2c_core.spec import RunSpec, Sweep, run_id
 from runner.messages import (
@@ -105,7 +105,7 @@ def pack_task_body(configs: list[dict], seeds: list[int], run_ids: list[str],
                 pack.end(rec.run, Paused(rid, rec.epoch, rec.checkpoint))
             elif rec.finished:
                 state = "diverged" if rec.diverged else "done"
-                policy = policy_state(cfgs[rec.run], seeds[rec.run], rec.policy)
+                policy = policy_state(cfgs[rec.run], seeds[rec.run], rec.policy, rec.obs_rms)
                 # nothing continues from a diverged run: its end never carries a checkpoint,
                 # even when the epoch it diverged in was a checkpoint epoch of the pack
                 final = rec.checkpoint if state == "done" else None
@@ -242,8 +242,7 @@ def _packs_per_group(n_group: int, n_all: int, cpus: int, pack_size: int | None)
 def pack_sizes(sweep: Sweep, cpus: int) -> list[int]:
     """The sizes of the packs make_packs would cut the whole sweep into, counted without
     building its runs (only the grid keys that change a run's shape are expanded)."""
-    shape_fields = ("env", "num_envs", "steps_per_epoch", "hidden", "dtype")
-    shape_keys = [k for k in sweep.grid if k in shape_fields]
+    shape_keys = [k for k in sweep.grid if k in SHAPE_FIELDS]
     per_point = sweep.num_runs // math.prod(len(sweep.grid[k]) for k in shape_keys)
     sizes = []
     for _ in itertools.product(*(sweep.grid[k] for k in shape_keys)):
@@ -254,7 +253,7 @@ def pack_sizes(sweep: Sweep, cpus: int) -> list[int]:
 
 
 def make_packs(runs: list[RunSpec], cpus: int, pack_size: int | None = None) -> list[list[RunSpec]]:
-    """Group runs by shape (env, num_envs, T, hidden, dtype) and split each group so
+    """Group runs by shape (a2c_core.config.SHAPE_FIELDS) and split each group so
     that every CPU gets work: 180 runs on 2 CPUs -> 2 packs of 90; on 64 CPUs -> 64 of ~3.
 
     Runs are dealt round-robin (run i of a group goes to pack i mod n), so every pack gets a
@@ -621,7 +620,8 @@ class SweepRunner:
         self.store.truncate_returns(rid, epoch)
         if ckpt and epoch >= r.config.epochs and not ckpt.get("diverged"):
             # `epochs` lowered below where the run got to: it is done, with the rows it has
-            self.store.write_policy(rid, policy_state(r.config, r.seed, to_numpy(ckpt["policy"])))
+            self.store.write_policy(rid, policy_state(r.config, r.seed, to_numpy(ckpt["policy"]),
+                                                      to_numpy(ckpt.get("obs_rms"))))  # fmt: skip
             self.store.write_status(rid, "done", epochs_done=epoch)
             return
         if ckpt:

@@ -188,7 +188,7 @@ def test_next_step_dummy_transitions_never_counted():
 def test_gaussian_policy_std_and_log_prob():
     from a2c_core.policies import GaussianPolicy
 
-    pol = GaussianPolicy(obs_dim=5, action_dim=3, hidden=8, dtype=np.float64)
+    pol = GaussianPolicy(obs_dim=5, action_dim=3, widths=(8,), dtype=np.float64)
     params = pol.init_params(np.random.default_rng(0))
     params["log_std"] = np.array([-0.5, 0.0, 0.7])
     rng = np.random.default_rng(1)
@@ -212,10 +212,10 @@ def test_policy_gradients_match_torch_autograd(kind):
 
     rng = np.random.default_rng(2)
     if kind == "categorical":
-        pol = CategoricalPolicy(4, 3, 8, np.float64)
+        pol = CategoricalPolicy(4, 3, (), np.float64)
         acts = rng.integers(0, 3, 64)
     else:
-        pol = GaussianPolicy(4, 2, 8, np.float64)
+        pol = GaussianPolicy(4, 2, (8,), np.float64)
         acts = rng.normal(size=(64, 2))
     params = pol.init_params(rng)
     obs, adv = rng.normal(size=(64, 4)), rng.normal(size=64)
@@ -249,7 +249,7 @@ def test_categorical_policy_step_compiled_equals_numpy(monkeypatch):
     import a2c_core.policies as policies
 
     rng = np.random.default_rng(3)
-    pol = policies.CategoricalPolicy(4, 3, 8, np.float32)
+    pol = policies.CategoricalPolicy(4, 3, (), np.float32)
     params = pol.init_params(rng)
     obs = rng.normal(size=(5003, 4)).astype(np.float32)
     acts, adv = rng.integers(0, 3, 5003), rng.normal(size=5003).astype(np.float32)

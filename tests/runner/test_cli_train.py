@@ -37,6 +37,12 @@ def test_train_swingup_writes_csv_rows(tmp_path):
         (["--env", "Pendulm-v1"], "did you mean 'Pendulum-v1'"),
         (["--env", "FrozenLake-v1"], "env: FrozenLake-v1: observation space Discrete(16)"),
         (["--seed", "-1"], "seed"),
+        (["--policy-hidden", "64,x"], "--policy-hidden"),
+        (["--value-hidden", "0"], "value_hidden"),
+        (["--activation", "gelu"], "--activation"),
+        (["--entropy-coef", "-0.1"], "entropy_coef"),
+        (["--max-grad-norm", "0"], "max_grad_norm"),
+        (["--init-log-std", "50"], "init_log_std"),
     ],
 )
 def test_train_bad_values_exit_2_with_one_line(args, key, tmp_path):
@@ -69,15 +75,22 @@ def test_train_takes_every_config_field_and_matches_the_engine(tmp_path):
 
     out = tmp_path / "out.csv"
     flags = dict(env="Pendulum-v1", num_envs=2, steps_per_epoch=50, epochs=2, value_iters=3,
-                 policy_iters=2, hidden=16, value_target="lambda_returns", dtype="float64",
-                 policy_lr=0.01, value_lr=0.03, gamma=0.9, lam=0.8)  # fmt: skip
+                 policy_iters=2, hidden=64, value_target="lambda_returns", dtype="float64",
+                 policy_lr=0.01, value_lr=0.03, gamma=0.9, lam=0.8, activation="relu",
+                 value_activation="tanh", init_log_std=-0.5, entropy_coef=0.01,
+                 max_grad_norm=0.5)  # fmt: skip
     args = [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    args += ["--policy-hidden", "8,8", "--value-hidden", "[12]", "--obs-norm"]
     proc = subprocess.run(CLI + ["train", *args, "--no-normalize-advantages", "--seed", "4",
                                  "--csv", str(out)], capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(out.open()))
-    want = list(train(A2CConfig(**flags, normalize_advantages=False), 4))
+    config = A2CConfig(**flags, normalize_advantages=False, policy_hidden=(8, 8),
+                       value_hidden=(12,), obs_norm=True)  # fmt: skip
+    flagged = {f[2:].replace("-", "_") for f in args if f.startswith("--")}
+    assert flagged | {"normalize_advantages"} == set(config.to_dict())  # a flag per field
+    want = list(train(config, 4))
     assert len(rows) == len(want) == 2
     for row, rec in zip(rows, want, strict=True):
         for col, value in rec.row().items():

@@ -23,6 +23,8 @@ from runner.spec import (
 )
 from runner.store import Store
 
+REPO = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.timeout(120)
 
 BASE = """\
@@ -122,6 +124,24 @@ MINIMAL = "name: t\nseeds: [0]\n"
         (MINIMAL + "gamma: .nan\n", ["gamma", "finite"]),
         (MINIMAL + "dtype: float16\n", ["dtype"]),
         (MINIMAL + "value_target: gae\n", ["value_target"]),
+        # the knobs (issue #15)
+        (MINIMAL + "policy_hidden: 64\n", ["policy_hidden", "list of layer widths"]),
+        (MINIMAL + "policy_hidden: [64, 0]\n", ["policy_hidden", "[1, 4096]", "0"]),
+        (MINIMAL + "value_hidden: [64, 2.5]\n", ["value_hidden", "2.5"]),
+        (MINIMAL + "value_hidden: [true]\n", ["value_hidden", "True"]),
+        (MINIMAL + "value_hidden: [1, 1, 1, 1, 1, 1, 1, 1, 1]\n", ["value_hidden", "at most 8"]),
+        (MINIMAL + "grid:\n  policy_hidden: [64, 64]\n", ["grid.policy_hidden[0]", "list"]),
+        (MINIMAL + "grid:\n  policy_hidden: [[64], [64]]\n", ["grid.policy_hidden", "duplicate"]),
+        (MINIMAL + "activation: gelu\n", ["activation", "tanh", "relu"]),
+        (MINIMAL + "grid:\n  value_activation: [relu, sigmoid]\n", ["grid.value_activation"]),
+        (MINIMAL + "entropy_coef: -0.01\n", ["entropy_coef", ">= 0"]),
+        (MINIMAL + "entropy_coef: .inf\n", ["entropy_coef", "finite"]),
+        (MINIMAL + "max_grad_norm: 0\n", ["max_grad_norm", "> 0", "null"]),
+        (MINIMAL + "max_grad_norm: off\n", ["max_grad_norm", "number"]),
+        (MINIMAL + "init_log_std: 20\n", ["init_log_std", "[-10, 5]"]),
+        (MINIMAL + "init_log_std: null\n", ["init_log_std", "number"]),
+        (MINIMAL + "obs_norm: yes please\n", ["obs_norm", "true or false"]),
+        (MINIMAL + "hidden: 32\npolicy_hidden: [8]\nvalue_hidden: [8]\n", ["hidden", "no effect"]),
         # environments
         (MINIMAL + "env: CartPol-v1\n", ["env", "CartPol-v1", "CartPole-v1"]),
         (MINIMAL + "grid:\n  env: [CartPole-v1, NoSuchEnv-v0]\n", ["grid.env[1]", "NoSuchEnv"]),
@@ -398,3 +418,58 @@ def test_seed_bounds_are_usable_end_to_end(tmp_path: Path) -> None:
         assert int(back["seed"]) == seed
         again = next(iter(train(cfg, seed, resume=back)))
         assert again.epoch == 2
+
+
+def test_knob_defaults_leave_run_ids_of_earlier_runs_unchanged(tmp_path: Path) -> None:
+    """Fields added by the knobs enter a run id only when set: at their defaults the id is
+    the one computed from the first release's fields alone (published results keep theirs)."""
+    import hashlib
+    import json
+
+    from a2c_core.config import LATER_FIELDS
+    from a2c_core.spec import run_id
+
+    config = A2CConfig(env="CartPoleSwingUp-v0", policy_lr=0.01, gamma=0.999)
+    first = {k: v for k, v in config.to_dict().items() if k not in LATER_FIELDS + ("epochs",)}
+    for k in ("policy_lr", "value_lr", "gamma", "lam"):
+        first[k] = float(first[k])
+    text = json.dumps({"config": first, "seed": 7}, sort_keys=True, separators=(",", ":"))
+    assert run_id(config, 7) == hashlib.sha256(text.encode()).hexdigest()[:12]
+    # and the published reference runs are found under their ids
+    for folder in (REPO / "results" / "reference" / "swingup" / "runs").iterdir():
+        data = json.loads((folder / "config.json").read_text())
+        assert run_id(A2CConfig.from_dict(data["config"]), data["seed"]) == folder.name
+    # a knob that is set changes the id; spellings of one value do not
+    ids = {
+        run_id(A2CConfig(**kw), 7)
+        for kw in (
+            {},
+            {"entropy_coef": 0.01},
+            {"max_grad_norm": 0.5},
+            {"obs_norm": True},
+            {"policy_hidden": [64]},
+            {"policy_hidden": []},
+            {"value_hidden": [64, 64]},
+            {"activation": "relu"},
+            {"value_activation": "tanh"},
+            {"init_log_std": -0.5},
+        )
+    }
+    assert len(ids) == 10
+    assert run_id(A2CConfig(max_grad_norm=1), 7) == run_id(A2CConfig(max_grad_norm=1.0), 7)
+    assert run_id(A2CConfig(policy_hidden=[8, 8]), 7) == run_id(A2CConfig(policy_hidden=(8, 8)), 7)
+
+
+def test_knobs_in_a_grid(tmp_path: Path) -> None:
+    text = (MINIMAL + "env: CartPole-v1\ngrid:\n  policy_hidden: [[], [64], [64, 64]]\n"
+            "  max_grad_norm: [null, 0.5]\n  obs_norm: [false, true]\n")  # fmt: skip
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    sweep = load_spec(path)
+    runs = sweep.runs()
+    assert len(runs) == 12 and len({r.run_id for r in runs}) == 12
+    assert {r.config.policy_hidden for r in runs} == {(), (64,), (64, 64)}
+    assert {r.config.max_grad_norm for r in runs} == {None, 0.5}
+    # a value reaches config.json as a list and comes back as the same config
+    cfg = runs[-1].config
+    assert A2CConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

@@ -8,14 +8,13 @@ import io
 import numpy as np
 import pytest
 import torch
+from test_engine import assert_same_records, by_run
 
 from a2c_core import A2CConfig, obsnorm, train, train_pack
 from a2c_core import valuefit as vf
 from a2c_core.adam import AdamState
 from a2c_core.engine import to_torch
 from a2c_core.policies import CategoricalPolicy, GaussianPolicy, clip_grad_norm
-
-from test_engine import assert_same_records, by_run
 
 WIDTHS = [(), (8,), (8, 6)]
 ACTS = ["tanh", "relu"]

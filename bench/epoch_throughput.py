@@ -238,9 +238,31 @@ class PackTiming:
 SWINGUP = dict(env="CartPoleSwingUp-v0", gamma=0.999, lam=0.99, policy_lr=0.01, value_lr=0.1)
 
 
-def time_pack(pack: int, steps: int, epochs: int, seed0: int, swingup: bool = False) -> PackTiming:
+KNOB_SHAPES = {
+    "default (linear policy; value 64 ReLU, kernel)": {},
+    "obs_norm + entropy_coef 0.01 + max_grad_norm 0.5": dict(obs_norm=True, entropy_coef=0.01,
+                                                             max_grad_norm=0.5),
+    "policy [64] tanh (generic rollout)": dict(policy_hidden=(64,)),
+    "policy [64, 64] relu (generic rollout)": dict(policy_hidden=(64, 64), activation="relu"),
+    "value [64] tanh (kernel)": dict(value_activation="tanh"),
+    "value [64, 64] relu (eager numpy)": dict(value_hidden=(64, 64)),
+    "value [64, 64] tanh (eager numpy)": dict(value_hidden=(64, 64), value_activation="tanh"),
+    "value [] linear (eager numpy)": dict(value_hidden=()),
+    "swing-up default": dict(SWINGUP),
+    "swing-up obs_norm + init_log_std 0.5 + entropy 0.01": dict(SWINGUP, obs_norm=True,
+                                                                init_log_std=0.5,
+                                                                entropy_coef=0.01),
+    "swing-up policy [64, 64] relu": dict(SWINGUP, policy_hidden=(64, 64), activation="relu"),
+}  # fmt: skip
+"""(e) the knobs' shapes (issue #15), CartPole-v0 unless named: cost of a run-epoch against
+the default configuration's."""
+
+
+def time_pack(pack: int, steps: int, epochs: int, seed0: int, swingup: bool = False,
+              extra: dict | None = None) -> PackTiming:  # fmt: skip
     """Train a pack of ``pack`` runs for ``epochs`` epochs and time every epoch after the first."""
-    config = A2CConfig(epochs=epochs, steps_per_epoch=steps, **(SWINGUP if swingup else {}))
+    fields = extra if extra is not None else SWINGUP if swingup else {}
+    config = A2CConfig(epochs=epochs, steps_per_epoch=steps, **fields)
     seeds = [seed0 + i for i in range(pack)]
     timing = PackTiming()
     arrivals: dict[int, float] = {}
@@ -378,6 +400,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="skip the subprocess that times numba's compile with an empty cache",
     )
+    parser.add_argument("--knob-pack", type=int, default=8,
+                        help="pack size of the knob-shape table (e); 0 skips it (default 8)")  # fmt: skip
     parser.add_argument("--jit-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -473,6 +497,30 @@ def run_benchmark(args: argparse.Namespace) -> None:
         print(f"  {label}: [{reps}]{extra}")
     if short:
         print(f"warning: {short} epoch batches had fewer records than the pack (diverged runs)")
+    if args.knob_pack:
+        print()
+        knob_table(args, steps)
+
+
+def knob_table(args: argparse.Namespace, steps: int) -> None:
+    """(e): every KNOB_SHAPES configuration, pack of --knob-pack runs, same repeats."""
+    pack = 2 if args.quick else args.knob_pack
+    for extra in KNOB_SHAPES.values():  # warm-up (kernels of new shapes compile here)
+        for _rec in train_pack([A2CConfig(epochs=1, steps_per_epoch=steps, **extra)] * pack,
+                               range(pack)):  # fmt: skip
+            pass
+    times: dict[str, list[float]] = {name: [] for name in KNOB_SHAPES}
+    for rep in range(args.repeats):
+        for name, extra in KNOB_SHAPES.items():
+            timing = time_pack(pack, steps, args.epochs, 1000 * (rep + 1), extra=extra)
+            times[name].append(statistics.fmean(timing.gaps) / pack)
+    base = statistics.median(next(iter(times.values())))
+    print(f"(e) knob shapes (issue #15), pack {pack}, CartPole-v0 unless named: s per run-epoch "
+          "and ratio to the default configuration")  # fmt: skip
+    width = max(len(n) for n in KNOB_SHAPES)
+    for name, values in times.items():
+        t = statistics.median(values)
+        print(f"  {name:<{width}}  {t:8.4f}  {t / base:6.2f}x")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

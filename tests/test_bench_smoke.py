@@ -31,6 +31,10 @@ def test_quick_run_prints_table() -> None:
     assert len(article) == 1, out.stdout
     assert article[0].rstrip().endswith("| 1.00x |")
     assert any(line.startswith("| (b) engine, pack 1 |") for line in lines), out.stdout
+    knobs = lines.index(next(line for line in lines if line.startswith("(e) knob shapes")))
+    rows = lines[knobs + 1 : knobs + 12]
+    assert rows[0].split()[-1] == "1.00x" and all(row.rstrip().endswith("x") for row in rows)
+    assert any("value [64, 64] relu (eager numpy)" in row for row in rows), out.stdout
 
 
 RACING = ROOT / "bench" / "racing.py"

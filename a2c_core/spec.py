@@ -218,7 +218,7 @@ class Sweep:
 
 NOT_IN_RUN_ID = ("epochs",)
 """Config fields a run's identity leaves out: no computation depends on them, so raising
-``epochs`` extends every run from its final checkpoint (docs/design.md "Extending a sweep")."""
+``epochs`` extends every run from its final checkpoint (README "Resume, failures, and never losing a run": "Extend a sweep")."""
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(A2CConfig)}

@@ -133,20 +133,7 @@ def train_one(cfg: dict, seed: int) -> list[float]:
 
         x = torch.as_tensor(norm(raw_obs.reshape(-1, obs_dim)), dtype=torch.float32)
 
-        def values_of(arr: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return value(torch.as_tensor(norm(arr), dtype=torch.float32))[..., 0].numpy()
-
-        def successors() -> np.ndarray:
-            nxt = np.zeros((T, N))
-            v = values_of(raw_obs.reshape(-1, obs_dim)).reshape(T, N)
-            nxt[:-1] = v[1:]
-            nxt[-1] = values_of(obs)
-            for t, i, o in finals:
-                nxt[t, i] = values_of(o[None])[0]
-            return nxt, v
-
-        nxt, _ = successors()
+        nxt, _ = successors(value, norm, raw_obs, obs, finals)
         target = np.zeros((T, N))
         running = nxt[-1].copy()
         for t in range(T - 1, -1, -1):
@@ -161,7 +148,7 @@ def train_one(cfg: dict, seed: int) -> list[float]:
             if clip:
                 nn.utils.clip_grad_norm_(value.parameters(), clip)
             val_opt.step()
-        nxt, v = successors()
+        nxt, v = successors(value, norm, raw_obs, obs, finals)
         adv = np.zeros((T, N))
         carry = np.zeros(N)
         for t in range(T - 1, -1, -1):
@@ -184,6 +171,24 @@ def train_one(cfg: dict, seed: int) -> list[float]:
         if stats is not None:
             stats.update(raw_obs.reshape(-1, obs_dim).astype(np.float64))
     return curve
+
+
+def successors(value: nn.Module, norm, raw_obs: np.ndarray, obs: np.ndarray,
+               finals: list) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(V of each step's true successor [T, N], V(s_t) [T, N]) with the current value net."""
+    steps, envs, obs_dim = raw_obs.shape
+
+    def values_of(arr: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return value(torch.as_tensor(norm(arr), dtype=torch.float32))[..., 0].numpy()
+
+    v = values_of(raw_obs.reshape(-1, obs_dim)).reshape(steps, envs)
+    nxt = np.zeros((steps, envs))
+    nxt[:-1] = v[1:]
+    nxt[-1] = values_of(obs)
+    for t, i, o in finals:
+        nxt[t, i] = values_of(o[None])[0]
+    return nxt, v
 
 
 def final_score(curve: list[float]) -> float:

@@ -305,3 +305,22 @@ def test_learning_with_knobs_cartpole():
         recs = list(train(cfg, seed))
         first, best = recs[0].return_mean, max(r.return_mean for r in recs[-5:])
         assert first < 60 and best > 300, (seed, first, best)
+
+
+def test_knob_runs_are_deterministic_across_processes(tmp_path):
+    """Same config + seed -> the same numbers in two fresh processes, for the knobs' compiled
+    (tanh value kernel, clipped fit) and eager (two-layer value net) paths."""
+    import subprocess
+    import sys
+
+    code = (
+        "from a2c_core import A2CConfig, train\n"
+        "for kw in (dict(value_activation='tanh', max_grad_norm=0.5, obs_norm=True),\n"
+        "           dict(value_hidden=(16, 16), policy_hidden=(8,), entropy_coef=0.01)):\n"
+        "    c = A2CConfig(num_envs=2, steps_per_epoch=100, epochs=2, value_iters=3, **kw)\n"
+        "    print(repr([(x.return_mean, x.value_loss, x.policy_loss) for x in train(c, 5)]))\n"
+    )
+    env = {**__import__("os").environ, "A2C_SWEEP_KERNEL_DIR": str(tmp_path / "kernels")}
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env=env).stdout for _ in range(2)}  # fmt: skip
+    assert len(outs) == 1 and outs.pop().count("[(") == 2

@@ -3,6 +3,8 @@ returns.csv equals the uninterrupted sweep's (except ``wall_s``).
 
 - ``classic``: ``env`` as a grid key over Acrobot-v1 and Pendulum-v1 (own pack envs, fused
   rollouts; the two envs form separate packs);
+- ``knobs``: Pendulum-v1 runs with entropy bonus, clipping, init_log_std, obs_norm and two
+  policy shapes (issue #15);
 - ``mujoco``: HalfCheetah-v5 through the generic gymnasium path and its environment-state
   protocol (simulator state, the env's RNG, the TimeLimit counter), a short run.
 """
@@ -39,6 +41,20 @@ SWEEPS = {
         "value_iters": 40,
         "epochs": 200,
         "grid": {"env": ["Acrobot-v1", "Pendulum-v1"], "policy_lr": [0.05, 0.01]},
+        "seeds": [1],
+        "execution": {"checkpoint_every_s": 0.2, "num_cpus": 2},
+    },
+    "knobs": {  # issue #15's per-run knobs, obs statistics in the checkpoint, two policy shapes
+        "name": "envs-knobs",
+        "env": "Pendulum-v1",
+        "num_envs": 4,
+        "steps_per_epoch": 500,
+        "value_iters": 20,
+        "epochs": 150,
+        "entropy_coef": 0.01,
+        "max_grad_norm": 0.5,
+        "init_log_std": -0.5,
+        "grid": {"obs_norm": [False, True], "policy_hidden": [[64], [16, 16]]},
         "seeds": [1],
         "execution": {"checkpoint_every_s": 0.2, "num_cpus": 2},
     },

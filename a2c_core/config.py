@@ -206,6 +206,20 @@ LATER_FIELDS = ("policy_hidden", "value_hidden", "activation", "value_activation
 their defaults, so that the ids (and results) of runs from before stay valid."""
 
 
+def value_text(value: Any) -> str:
+    """A field's value as text (runs.csv, tables): widths as ``[64, 64]``, null as ``null``,
+    bools as ``true``/``false``, floats by repr."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
 def widths_problem(value: Any) -> str | None:
     """What is wrong with a list of hidden-layer widths, or None."""
     if not isinstance(value, list | tuple):

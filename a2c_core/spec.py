@@ -226,6 +226,8 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(A2CConfig)}
 
 def _canonical_config(config: A2CConfig) -> dict[str, Any]:
     data = {k: v for k, v in config.to_dict().items() if k not in NOT_IN_RUN_ID}
+    if config.value_hidden == (config.hidden,):  # the default value net, spelt out
+        data["value_hidden"] = None
     for key in LATER_FIELDS:  # at their defaults, the ids of runs from before them
         if data[key] == _DEFAULTS[key]:
             del data[key]
@@ -669,11 +671,12 @@ def trainable_problems(sweep: Sweep) -> list[str]:
 def inexact_resume_warnings(sweep: Sweep) -> list[str]:
     """One line for each env id of the sweep whose env state checkpoints cannot hold
     (:func:`a2c_core.envs.state_capture`; nothing for the project's own envs, a round trip of
-    ~0.1 s once per process for other ids). `a2c-sweep run` and its dry run print them."""
+    ~0.1 s once per process for other ids), and for each knob set where it has no effect.
+    `a2c-sweep run` and its dry run print them."""
     from a2c_core.envs import state_capture
 
     envs = sweep.grid.get("env", [sweep.fixed.get("env", A2CConfig().env)])
-    lines = []
+    lines = _idle_knob_warnings(sweep)
     for env in dict.fromkeys(envs):
         reason = state_capture(env)
         if reason is not None:
@@ -682,6 +685,18 @@ def inexact_resume_warnings(sweep: Sweep) -> list[str]:
                 "resumes with its episodes restarted from fresh resets, so its numbers then "
                 "differ from an uninterrupted run's"
             )
+    return lines
+
+
+def _idle_knob_warnings(sweep: Sweep) -> list[str]:
+    """Knobs set (fixed or swept) on every run where they change nothing: an activation
+    without a hidden layer. Their runs still get ids of their own."""
+    lines = []
+    for key, layers in (("activation", "policy_hidden"), ("value_activation", "value_hidden")):
+        set_here = key in sweep.grid or key in sweep.fixed
+        widths = sweep.grid.get(layers, [sweep.fixed.get(layers)])
+        if set_here and all(w == () for w in widths):
+            lines.append(f"{key}: has no effect: {layers} is [] (no hidden layer)")
     return lines
 
 

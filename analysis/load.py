@@ -174,8 +174,29 @@ def read_returns_empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=float) for c in RETURN_COLUMNS})
 
 
+def param_value(value: Any, kind: Any) -> Any:
+    """A swept value as the analysis holds it: one scalar per configuration, ordered and
+    hashable. Layer widths become their text (``"[64, 64]"``; a list would be read by pandas
+    as a column of values); a null ``max_grad_norm`` (no clipping) becomes inf (clipping at an
+    infinite norm is no clipping), so the column stays numeric. :func:`analysis.refine`
+    writes both back as the sweep file's values."""
+    from a2c_core.config import OPTIONAL_FLOAT, WIDTHS, value_text
+
+    if kind == WIDTHS or isinstance(value, list | tuple):
+        return value_text(value) if isinstance(value, list | tuple) else str(value)
+    if kind == OPTIONAL_FLOAT:
+        return math.inf if value is None else float(value)
+    return value
+
+
 def _coerce(value: str, kind: type | None) -> Any:
     """A runs.csv cell -> the parameter's type (runs.csv stores text)."""
+    from a2c_core.config import OPTIONAL_FLOAT, WIDTHS
+
+    if kind == WIDTHS:
+        return value.strip()
+    if kind == OPTIONAL_FLOAT:
+        return math.inf if value.strip() in ("", "null") else float(value)
     if kind is bool:
         return value.strip().lower() == "true"
     if kind is int:
@@ -243,6 +264,7 @@ def _runs_from_csv(results: Path, path: Path) -> tuple[list[str], list[dict[str,
             seed = int(row["seed"])
         except ValueError:
             raise AnalysisError(f"{path}: line {number}: seed: not an integer") from None
+        values = {p: param_value(v, types.get(p)) for p, v in values.items()}
         runs.append({"run_id": run_id, "params": values, "seed": seed, "state": row["state"]})
     return params, runs
 
@@ -278,10 +300,11 @@ def _runs_from_dirs(results: Path) -> tuple[list[str], list[dict[str, Any]]]:
         params = [
             f for f in fields if len({json.dumps(c["config"].get(f)) for c in configs.values()}) > 1
         ]
+    types = _field_types()
     runs = [
         {
             "run_id": run_id,
-            "params": {p: c["config"].get(p) for p in params},
+            "params": {p: param_value(c["config"].get(p), types.get(p)) for p in params},
             "seed": int(c["seed"]),
             "state": "pending",
         }

@@ -33,6 +33,7 @@ of the results directory itself.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -100,8 +101,11 @@ def neighbours(name: str, kind: type, center: Any, old_values: Sequence[Any], po
     See the module docstring for the rule per kind. ``old_values`` is the old grid's list.
     """
     points = max(1, int(points))
-    if kind is bool or kind is str or isinstance(center, bool):
+    if kind is bool or kind is str or isinstance(center, bool | str):
+        return [center]  # also layer widths (their text): no neighbours by arithmetic
+    if isinstance(center, float) and math.isinf(center):  # max_grad_norm: null (no clipping)
         return [center]
+    old_values = [v for v in old_values if v is not None]
     if name in UNIT_INTERVAL:
         u = 1.0 - float(center)
         others = [1.0 - float(v) for v in old_values]
@@ -456,9 +460,9 @@ def refine(
     for key, value in sweep.raw.items():  # the old fixed fields, as written
         if key not in ("name", "description", "grid", "seeds", "execution"):
             spec[key] = value
-    spec.update(fixed)
+    spec.update({k: _sweep_value(k, v) for k, v in fixed.items()})
     if grid:
-        spec["grid"] = grid
+        spec["grid"] = {k: [_sweep_value(k, v) for v in vs] for k, vs in grid.items()}
     spec["seeds"] = new_seeds
     if sweep.raw.get("execution") is not None:
         spec["execution"] = sweep.raw["execution"]
@@ -468,6 +472,20 @@ def refine(
 def _plain(value: Any) -> Any:
     """numpy scalars -> Python values (yaml.safe_dump cannot write numpy types)."""
     return value.item() if hasattr(value, "item") else value
+
+
+def _sweep_value(param: str, value: Any) -> Any:
+    """An analysis value (analysis.load.param_value) as the sweep file writes it: widths'
+    text back to a list, inf max_grad_norm back to null."""
+    from a2c_core.config import FIELD_TYPES, OPTIONAL_FLOAT, WIDTHS
+
+    value = _plain(value)
+    kind = FIELD_TYPES.get(param)
+    if kind == WIDTHS and isinstance(value, str):
+        return json.loads(value)
+    if kind == OPTIONAL_FLOAT and isinstance(value, float) and math.isinf(value):
+        return None
+    return value
 
 
 def to_yaml(refinement: Refinement, source: str) -> str:

@@ -50,6 +50,16 @@ def _widths(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _optional_float(text: str) -> float | None:
+    """'0.5' -> 0.5; 'none' / 'null' -> None (argparse type)."""
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from a2c_core import A2CConfig
 
@@ -475,6 +485,7 @@ def _dry_run(sweep, store, args) -> int:
     """The expansion, counted without building every run (a 10^6-run grid prints at once)."""
     import itertools
 
+    from a2c_core.config import value_text
     from a2c_core.spec import inexact_resume_warnings
     from runner.launch import pack_sizes
 
@@ -483,7 +494,9 @@ def _dry_run(sweep, store, args) -> int:
     n_cfg = sweep.num_runs // max(1, len(sweep.seeds))
     print(f"sweep {sweep.name} ({args.sweep})")
     print(f"  {n_cfg:,} configs x {len(sweep.seeds):,} seeds = {sweep.num_runs:,} runs")
-    print(f"  {len(sizes):,} packs on {cpus} local CPUs (sizes {sorted(set(sizes))[:10]})")
+    shown = ", ".join(str(s) for s in sorted(sizes, reverse=True)[:10])
+    more = ", ..." if len(sizes) > 10 else ""
+    print(f"  {len(sizes):,} packs on {cpus} local CPUs (runs per pack: {shown}{more})")
     if sweep.racing is not None:
         import runner.racing as racing
 
@@ -504,7 +517,7 @@ def _dry_run(sweep, store, args) -> int:
     else:
         print(f"  nothing under {store.dir} yet")
     keys = list(sweep.grid)
-    shown = [[r.run_id, *(str(r.swept[k]) for k in keys), str(r.seed)]
+    shown = [[r.run_id, *(value_text(r.swept[k]) for k in keys), str(r.seed)]
              for r in itertools.islice(sweep.iter_runs(), max(0, args.show))]  # fmt: skip
     header = ["run_id", *keys, "seed"]
     widths = [max(len(c) for c in column) for column in zip(header, *shown, strict=True)]
@@ -637,8 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "--max-grad-norm",
             "max_grad_norm",
-            float,
-            "clip each update's global gradient norm to this",
+            _optional_float,
+            "clip each update's global gradient norm to this ('none': off)",
         ),
     ):
         default = getattr(d, field)

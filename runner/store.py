@@ -328,13 +328,9 @@ def _now() -> str:
 
 
 def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    from a2c_core.config import value_text
+
+    return value_text(value)
 
 
 # --------------------------------------------------------------------------- the store

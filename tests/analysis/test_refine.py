@@ -258,3 +258,35 @@ def test_refine_of_a_multi_env_sweep_needs_env_and_keeps_tasks_apart():
     assert list(rows["return_mean"]) == [-900.0]
     single = load_spec({"name": "one", "env": "Acrobot-v1", "seeds": [1]})
     assert _one_task(single, frame, None)[0] is single
+
+
+def test_knob_grids_analyse_and_refine_back_into_sweep_values(tmp_path: Path) -> None:
+    """Layer widths (lists) and a null max_grad_norm as grid values: analysis holds one
+    scalar per value ("[32, 32]", inf), every analysis command runs, and refine writes them
+    back as the sweep file's values (a list, null)."""
+    from analysis.cli import main as analysis_main
+
+    def run_fn(run):
+        c = run.config
+        good = (c.policy_hidden == (32, 32)) * 100 + (c.max_grad_norm is None) * 20
+        return "done", rows_from([10.0 + good * e / 8 + run.seed for e in range(1, 9)])
+
+    grid = {"policy_hidden": [[], [32, 32]], "max_grad_norm": [None, 0.5]}
+    results, _ = build_results(tmp_path / "results", "knobs", grid, [1, 2, 3], run_fn,
+                               fixed={"env": "CartPole-v1", "epochs": 8})  # fmt: skip
+    assert '"[32, 32]",null,1,done' in (results / "runs.csv").read_text()
+    frame = load(results)
+    assert set(frame["policy_hidden"]) == {"[]", "[32, 32]"}
+    assert set(frame["max_grad_norm"]) == {0.5, float("inf")}
+    scores = final_scores(frame)
+    assert set(scores.groupby("config").size()) == {3}
+    assert analysis_main(["analyze", str(results)]) == 0
+    assert (results / "analysis" / "heatmaps.png").is_file()
+    out = tmp_path / "finer.yaml"
+    _, refinement = write_refined(results, out, top=1, points=3)
+    assert refinement.best == {"policy_hidden": "[32, 32]", "max_grad_norm": float("inf")}
+    sweep = load_spec(out)
+    configs = [config for _, config in sweep.configs()]
+    assert {c.policy_hidden for c in configs} == {(32, 32)}
+    assert None in {c.max_grad_norm for c in configs}
+    assert analysis_main(["report", str(results), "--no-gif", "-o", str(tmp_path / "r.html")]) == 0

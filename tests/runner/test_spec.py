@@ -473,3 +473,17 @@ def test_knobs_in_a_grid(tmp_path: Path) -> None:
     # a value reaches config.json as a list and comes back as the same config
     cfg = runs[-1].config
     assert A2CConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_the_default_value_net_spelt_out_is_the_same_run(tmp_path: Path) -> None:
+    from a2c_core.spec import inexact_resume_warnings, run_id
+
+    assert run_id(A2CConfig(value_hidden=[64]), 3) == run_id(A2CConfig(), 3)
+    assert run_id(A2CConfig(hidden=32, value_hidden=[32]), 3) == run_id(A2CConfig(hidden=32), 3)
+    assert run_id(A2CConfig(value_hidden=[32]), 3) != run_id(A2CConfig(), 3)
+    path = tmp_path / "s.yaml"
+    path.write_text(MINIMAL + "policy_hidden: []\ngrid:\n  activation: [tanh, relu]\n")
+    lines = inexact_resume_warnings(load_spec(path))
+    assert lines == ["activation: has no effect: policy_hidden is [] (no hidden layer)"]
+    path.write_text(MINIMAL + "grid:\n  policy_hidden: [[], [8]]\n  activation: [tanh, relu]\n")
+    assert inexact_resume_warnings(load_spec(path)) == []

@@ -132,12 +132,6 @@ class A2CConfig:
             raise ValueError(
                 f"max_grad_norm: must be > 0 (or null for no clipping), got {self.max_grad_norm}"
             )
-        if self.hidden != 64 and self.policy_hidden is not None and self.value_hidden is not None:
-            raise ValueError(
-                f"hidden: {self.hidden} has no effect when policy_hidden and value_hidden are "
-                "both set (hidden: N is short for value_hidden: [N] and a Gaussian policy's "
-                "policy_hidden: [N])"
-            )
 
     def value_widths(self) -> tuple[int, ...]:
         """The value net's hidden-layer widths (``value_hidden``, else ``[hidden]``)."""

@@ -257,7 +257,10 @@ class PackState:
                                     "len": ckpt["ep_length"]})  # fmt: skip
             self.obs[cols], self.ep_return[cols] = loaded["obs"], loaded["ret"]
             self.ep_length[cols] = loaded["len"]
-        if self.obs_rms[p] is not None and "obs_rms" in ckpt:
+        if self.obs_rms[p] is not None:
+            problem = obsnorm.stats_problem(ckpt.get("obs_rms"), self.obs.shape[1])
+            if problem:
+                raise ValueError(f"checkpoint of run {p} (obs_norm): {problem}")
             self.obs_rms[p] = _from_tensors(ckpt["obs_rms"])
             self.refresh_norm()
         self.active[p] = self.epoch[p] < self.configs[p].epochs

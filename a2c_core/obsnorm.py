@@ -10,6 +10,8 @@ Stable-Baselines3's VecNormalize). They are part of a run's checkpoint and of it
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 CLIP, EPS = 10.0, 1e-8
@@ -17,6 +19,31 @@ CLIP, EPS = 10.0, 1e-8
 
 def empty_stats(obs_dim: int) -> dict[str, np.ndarray]:
     return {"count": np.zeros(1), "mean": np.zeros(obs_dim), "var": np.ones(obs_dim)}
+
+
+def stats_problem(stats: Any, dim: int | None = None) -> str | None:
+    """What is wrong with saved statistics (a checkpoint's or policy.pt's), or None: count
+    [1] >= 0, mean and var [dim] (dim: the observation size, when known), finite, var >= 0."""
+    if not isinstance(stats, dict) or set(stats) != {"count", "mean", "var"}:
+        return "observation statistics: expected count, mean and var"
+    try:
+        arrays = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, dtype=np.float64)
+                  for k, v in stats.items()}  # fmt: skip
+    except (TypeError, ValueError):
+        return "observation statistics: not numeric arrays"
+    size = arrays["mean"].shape
+    want = (dim,) if dim is not None else size
+    if arrays["count"].shape != (1,) or size != want or arrays["var"].shape != want \
+            or len(want) != 1:  # fmt: skip
+        return (
+            f"observation statistics have shapes count {arrays['count'].shape}, mean "
+            f"{size}, var {arrays['var'].shape}; expected (1,), {want}, {want}"
+        )
+    if not all(np.all(np.isfinite(a)) for a in arrays.values()):
+        return "observation statistics are not finite"
+    if arrays["count"][0] < 0 or np.any(arrays["var"] < 0):
+        return "observation statistics have a negative count or variance"
+    return None
 
 
 def update(stats: dict[str, np.ndarray], batch: np.ndarray) -> None:

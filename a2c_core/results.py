@@ -141,7 +141,8 @@ def read_returns(path: str | Path) -> ReturnsFile:
 
 
 def read_policy(path: str | Path) -> dict[str, Any]:
-    """The one policy.pt reader: ``{"config": dict, "seed": int, "params": {name: numpy}}``.
+    """The one policy.pt reader: ``{"config": dict, "seed": int, "params": {name: numpy}}``
+    (plus ``"obs_rms"``, checked, for an ``obs_norm`` run).
     Raises :class:`ResultsFileError` (one line naming the file) when it is missing or is not
     a policy this package wrote. Loads with ``weights_only=True``: no code is executed."""
     import numpy as np
@@ -164,8 +165,17 @@ def read_policy(path: str | Path) -> dict[str, Any]:
     params = {name: np.asarray(t.numpy() if hasattr(t, "numpy") else t)
               for name, t in data["params"].items()}  # fmt: skip
     seed = data.get("seed", 0)
-    return {"config": data["config"], "seed": int(seed.item() if hasattr(seed, "item") else seed),
-            "params": params}  # fmt: skip
+    out = {"config": data["config"], "seed": int(seed.item() if hasattr(seed, "item") else seed),
+           "params": params}  # fmt: skip
+    if data["config"].get("obs_norm"):
+        from a2c_core.obsnorm import stats_problem
+
+        problem = stats_problem(data.get("obs_rms"))
+        if problem:
+            raise ResultsFileError(f"{path}: corrupt policy.pt of an obs_norm run ({problem})")
+        out["obs_rms"] = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.float64)
+                          for k, v in data["obs_rms"].items()}  # fmt: skip
+    return out
 
 
 def contiguous_epochs(rows: Sequence[Mapping[str, Any]]) -> int:

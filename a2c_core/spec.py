@@ -29,6 +29,7 @@ from a2c_core.config import (
     OPTIONAL_FLOAT,
     WIDTHS,
     A2CConfig,
+    value_text,
     widths_problem,
 )
 
@@ -226,8 +227,6 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(A2CConfig)}
 
 def _canonical_config(config: A2CConfig) -> dict[str, Any]:
     data = {k: v for k, v in config.to_dict().items() if k not in NOT_IN_RUN_ID}
-    if config.value_hidden == (config.hidden,):  # the default value net, spelt out
-        data["value_hidden"] = None
     for key in LATER_FIELDS:  # at their defaults, the ids of runs from before them
         if data[key] == _DEFAULTS[key]:
             del data[key]
@@ -299,8 +298,8 @@ def check_compatible(old: Sweep, new: Sweep) -> None:
         a, b = old_key["fixed"].get(key), new_key["fixed"][key]
         if a != b or type(a) is not type(b):
             raise SpecError(
-                f"{where}: {key}: fixed to {b!r} here but {a!r} in the existing sweep "
-                f"{old.name!r}; {hint}"
+                f"{where}: {key}: fixed to {value_text(b)} here but {value_text(a)} in the "
+                f"existing sweep {old.name!r}; {hint}"
             )
 
 
@@ -690,8 +689,25 @@ def inexact_resume_warnings(sweep: Sweep) -> list[str]:
 
 def _idle_knob_warnings(sweep: Sweep) -> list[str]:
     """Knobs set (fixed or swept) on every run where they change nothing: an activation
-    without a hidden layer. Their runs still get ids of their own."""
+    without a hidden layer, ``hidden`` when both nets' widths are given. Their runs still get
+    ids of their own."""
     lines = []
+    if ("hidden" in sweep.grid or "hidden" in sweep.fixed) and all(
+        None not in sweep.grid.get(k, [sweep.fixed.get(k)])
+        for k in ("policy_hidden", "value_hidden")
+    ):
+        lines.append("hidden: has no effect: policy_hidden and value_hidden are both set "
+                     "(hidden: N is short for value_hidden: [N] and, for a Box action space, "
+                     "policy_hidden: [N])")  # fmt: skip
+    samples = max(c.num_envs * c.steps_per_epoch for _, c in itertools.islice(
+        sweep.iter_configs(), 10_000))  # fmt: skip
+    for widths in sweep.grid.get("value_hidden", [sweep.fixed.get("value_hidden")]):
+        if widths and len(widths) != 1:  # the eager path keeps every layer's activations
+            gib = 3 * samples * sum(widths) * 8 / 2**30
+            if gib > 2:
+                lines.append(f"value_hidden: {value_text(widths)} on {samples:,} samples an "
+                             f"epoch holds about {gib:.0f} GiB of activations per run in the "
+                             "value fit (a pack needs that per run)")  # fmt: skip
     for key, layers in (("activation", "policy_hidden"), ("value_activation", "value_hidden")):
         set_here = key in sweep.grid or key in sweep.fixed
         widths = sweep.grid.get(layers, [sweep.fixed.get(layers)])

@@ -109,17 +109,31 @@ def run_episodes(
     sampled with ``numpy.random.default_rng(seed)``. Env resets are seeded with ``seed`` (the
     first) and continue its stream after. ``max_steps`` overrides the env's time limit.
     """
-    from a2c_core.obsnorm import normalize_with
+    from a2c_core.config import A2CConfig
+    from a2c_core.obsnorm import normalize_with, stats_problem
     from a2c_core.policies import make_policy
 
-    config = policy_data["config"]
-    env = _make_env(config["env"], max_steps)
-    dtype = np.dtype(config.get("dtype", "float32"))
-    policy = make_policy(
-        env.observation_space, env.action_space, int(config.get("hidden", 64)), dtype,
-        policy_hidden=config.get("policy_hidden"), activation=config.get("activation", "tanh"),
-    )  # fmt: skip
-    stats = policy_data.get("obs_rms") if config.get("obs_norm") else None
+    try:  # the policy's config must be one this package can build
+        config = A2CConfig.from_dict(policy_data["config"])
+    except (TypeError, ValueError) as exc:
+        raise AnalysisError(f"policy.pt: bad config ({exc})") from None
+    env = _make_env(config.env, max_steps)
+    dtype = np.dtype(config.dtype)
+    policy = make_policy(env.observation_space, env.action_space, config.hidden, dtype,
+                         policy_hidden=config.policy_hidden, activation=config.activation)  # fmt: skip
+    want = {k: v.shape for k, v in policy.init_params(np.random.default_rng(0)).items()}
+    got = {k: np.shape(v) for k, v in policy_data["params"].items()}
+    problem = None
+    if got != want:
+        problem = (f"policy.pt: its parameters {got} do not fit the policy of its config on "
+                   f"{config.env} {want}")  # fmt: skip
+    stats = policy_data.get("obs_rms") if config.obs_norm else None
+    if config.obs_norm and not problem:
+        why = stats_problem(stats, int(np.prod(env.observation_space.shape)))
+        problem = f"policy.pt of an obs_norm run: {why}" if why else None
+    if problem:
+        env.close()
+        raise AnalysisError(problem)
     params = {k: v.astype(dtype, copy=False) for k, v in policy_data["params"].items()}
     stacked = {k: v[None] for k, v in params.items()}  # a pack of one run: [P=1, ...]
     rng = np.random.default_rng(seed)

@@ -37,10 +37,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------------- train
-def _widths(text: str) -> tuple[int, ...]:
-    """'64,64' / '[64, 64]' / '' / 'none' -> layer widths (argparse type)."""
-    body = text.strip().strip("[]").strip()
-    if body.lower() in ("", "none"):
+def _widths(text: str) -> tuple[int, ...] | None:
+    """'64,64' / '[64, 64]' -> widths; '' / '[]' -> () (no hidden layer); 'none' / 'null' ->
+    None (the default, as null in a sweep file) (argparse type)."""
+    body = text.strip()
+    if body.lower() in ("none", "null"):
+        return None
+    if body.startswith("[") != body.endswith("]"):
+        raise argparse.ArgumentTypeError(f"unbalanced brackets in {text!r}")
+    body = body.removeprefix("[").removesuffix("]").strip()
+    if not body:
         return ()
     try:
         return tuple(int(part) for part in body.split(","))
@@ -657,8 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(d, field)
         p.add_argument(flag, type=kind, help=f"{what} ({'off' if default is None else default})")
     p.add_argument("--policy-hidden", type=_widths, default=None, metavar="W,W",
-                   help="policy hidden-layer widths, e.g. 64,64 ('' or none: linear; default: "
-                   "linear logits for discrete actions, --hidden for a Gaussian mean)")  # fmt: skip
+                   help="policy hidden-layer widths, e.g. 64,64 ('' or []: linear; default or "
+                   "none: linear logits for discrete actions, --hidden for a Gaussian mean)")  # fmt: skip
     p.add_argument("--value-hidden", type=_widths, default=None, metavar="W,W",
                    help="value-net hidden-layer widths, e.g. 64,64 (default: --hidden)")  # fmt: skip
     p.add_argument("--activation", choices=("tanh", "relu"), default=None,

@@ -214,6 +214,20 @@ def _checkpoint_belongs(ckpt: dict, run: RunSpec) -> bool:
         return False
 
 
+def _checkpoint_stats_problem(ckpt: dict | None, run: RunSpec) -> str | None:
+    """An obs_norm run's checkpoint must hold sound observation statistics (a2c_core.obsnorm):
+    without them the run would resume on other inputs than it left off with."""
+    if ckpt is None or not run.config.obs_norm:
+        return None
+    from a2c_core.obsnorm import stats_problem
+
+    try:
+        dim = int(ckpt["obs"].shape[-1])
+    except (KeyError, AttributeError, IndexError, TypeError):
+        return "no observations"
+    return stats_problem(ckpt.get("obs_rms"), dim)
+
+
 @dataclass
 class Pack:
     runs: list[RunSpec]
@@ -604,6 +618,11 @@ class SweepRunner:
         if ckpt is not None and not _checkpoint_belongs(ckpt, r):
             self.log(f"run {rid}: checkpoint.pt belongs to another run (its config or "
                      "seed differ): ignored, recomputing from epoch 0")  # fmt: skip
+            ckpt = None
+        problem = _checkpoint_stats_problem(ckpt, r)
+        if problem:
+            self.log(f"run {rid}: checkpoint.pt is damaged ({problem}): ignored, recomputing "
+                     "from epoch 0")  # fmt: skip
             ckpt = None
         epoch = int(ckpt["epoch"]) if ckpt else 0
         st = self.store.read_status(rid)

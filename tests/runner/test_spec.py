@@ -141,7 +141,6 @@ MINIMAL = "name: t\nseeds: [0]\n"
         (MINIMAL + "init_log_std: 20\n", ["init_log_std", "[-10, 5]"]),
         (MINIMAL + "init_log_std: null\n", ["init_log_std", "number"]),
         (MINIMAL + "obs_norm: yes please\n", ["obs_norm", "true or false"]),
-        (MINIMAL + "hidden: 32\npolicy_hidden: [8]\nvalue_hidden: [8]\n", ["hidden", "no effect"]),
         # environments
         (MINIMAL + "env: CartPol-v1\n", ["env", "CartPol-v1", "CartPole-v1"]),
         (MINIMAL + "grid:\n  env: [CartPole-v1, NoSuchEnv-v0]\n", ["grid.env[1]", "NoSuchEnv"]),
@@ -475,13 +474,20 @@ def test_knobs_in_a_grid(tmp_path: Path) -> None:
     assert A2CConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
-def test_the_default_value_net_spelt_out_is_the_same_run(tmp_path: Path) -> None:
+def test_spellings_of_one_network_are_distinct_runs_and_idle_knobs_are_warned(
+    tmp_path: Path,
+) -> None:
+    """null and [64] (the same value net) are two grid values, so two run ids: never one id
+    for two grid points (a relaunch would find one run's folder holding two runs)."""
     from a2c_core.spec import inexact_resume_warnings, run_id
 
-    assert run_id(A2CConfig(value_hidden=[64]), 3) == run_id(A2CConfig(), 3)
-    assert run_id(A2CConfig(hidden=32, value_hidden=[32]), 3) == run_id(A2CConfig(hidden=32), 3)
-    assert run_id(A2CConfig(value_hidden=[32]), 3) != run_id(A2CConfig(), 3)
     path = tmp_path / "s.yaml"
+    path.write_text(MINIMAL + "grid:\n  value_hidden: [null, [64]]\n")
+    runs = load_spec(path).runs()
+    assert len({r.run_id for r in runs}) == 2
+    assert run_id(A2CConfig(value_hidden=[64]), 3) != run_id(A2CConfig(), 3)
+    path.write_text(MINIMAL + "hidden: 32\npolicy_hidden: [8]\ngrid:\n  value_hidden: [[8]]\n")
+    assert inexact_resume_warnings(load_spec(path))[0].startswith("hidden: has no effect")
     path.write_text(MINIMAL + "policy_hidden: []\ngrid:\n  activation: [tanh, relu]\n")
     lines = inexact_resume_warnings(load_spec(path))
     assert lines == ["activation: has no effect: policy_hidden is [] (no hidden layer)"]

@@ -21,6 +21,10 @@ For each swept parameter:
   ``v * 10**linspace(-s, s, points)``, where s is half the distance in decades to the nearest
   other value of the old grid (0.5 when there is none), so the new grid fills the gaps;
 - gamma and lam: the same on the 1 - x scale (0.99 -> 0.9968, 0.99, 0.9684), kept in [0, 1];
+- init_log_std (already a log, any sign): evenly spaced neighbours, ``v + linspace(-s, s,
+  points)`` with s half the distance to the nearest other old value (0.5 when there is none),
+  kept in its range [-10, 5];
+- layer widths and a null max_grad_norm: the values taken by the top-K configurations;
 - integers: log-spaced neighbours rounded to positive integers;
 - booleans and strings: the values taken by the top-K configurations.
 
@@ -59,6 +63,8 @@ __all__ = [
 ]
 
 UNIT_INTERVAL = ("gamma", "lam")
+LINEAR = {"init_log_std": (-10.0, 5.0)}
+"""signed parameters refined on a linear scale, with their ranges."""
 _MERGE_DECADES = 0.02  # neighbours closer than this (in log10) to a kept value are dropped
 TOLERANCE = 0.1
 """A parameter "did not matter" only if the CI of its IQM gap lies within +- this fraction of
@@ -106,6 +112,13 @@ def neighbours(name: str, kind: type, center: Any, old_values: Sequence[Any], po
     if isinstance(center, float) and math.isinf(center):  # max_grad_norm: null (no clipping)
         return [center]
     old_values = [v for v in old_values if v is not None]
+    if name in LINEAR:
+        low, high = LINEAR[name]
+        gaps = [abs(float(o) - float(center)) for o in old_values if float(o) != float(center)]
+        span = min(gaps) / 2 if gaps else 0.5
+        values = [round(min(high, max(low, float(center) + o)), 6)
+                  for o in np.linspace(-span, span, points)]  # fmt: skip
+        return [center, *values]
     if name in UNIT_INTERVAL:
         u = 1.0 - float(center)
         others = [1.0 - float(v) for v in old_values]
@@ -135,6 +148,8 @@ def _merge(candidates: Sequence[Any], centers: Sequence[Any], name: str) -> list
     value (measured on the 1 - x scale for gamma / lam)."""
 
     def scale(v: Any) -> float | None:
+        if name in LINEAR:  # already a log: compared as is
+            return float(v)
         x = 1.0 - float(v) if name in UNIT_INTERVAL else float(v)
         return math.log10(x) if x > 0 else None
 

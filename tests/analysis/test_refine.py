@@ -290,3 +290,13 @@ def test_knob_grids_analyse_and_refine_back_into_sweep_values(tmp_path: Path) ->
     assert {c.policy_hidden for c in configs} == {(32, 32)}
     assert None in {c.max_grad_norm for c in configs}
     assert analysis_main(["report", str(results), "--no-gif", "-o", str(tmp_path / "r.html")]) == 0
+
+
+def test_init_log_std_is_refined_on_a_linear_scale() -> None:
+    """A signed log-scale knob: evenly spaced neighbours, negatives kept apart when merged."""
+    from analysis.refine import _merge
+
+    assert neighbours("init_log_std", float, 0.0, [-0.5, 0.0, 0.5], 3) == [0.0, -0.25, 0.0, 0.25]
+    assert neighbours("init_log_std", float, 4.9, [4.9, 3.0], 3)[-1] == 5.0  # its range
+    merged = _merge([-0.25, 0.0, 0.25, 0.25, 0.5, 0.75], [0.0, 0.5], "init_log_std")
+    assert merged == [-0.25, 0.0, 0.25, 0.5, 0.75]

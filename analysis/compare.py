@@ -88,15 +88,20 @@ def read_configs(results_dir: str | Path, frame: pd.DataFrame) -> dict[str, dict
     that has one), for the ``configs_a`` / ``configs_b`` of :func:`compare`. A configuration
     none of whose runs has a config.json is left out (it is then known by its swept
     parameters). A corrupt config.json raises :class:`analysis.load.AnalysisError`."""
+    import dataclasses
+
+    from a2c_core.config import A2CConfig
     from analysis.load import _read_json
 
+    # fields a config.json written before them lacks hold their defaults (the knobs)
+    defaults = {f.name: f.default for f in dataclasses.fields(A2CConfig)}
     out: dict[str, dict[str, Any]] = {}
     runs = Path(results_dir) / "runs"
     for config, group in frame.drop_duplicates("run_id").groupby("config", sort=False):
         for run_id in group["run_id"]:
             data = _read_json(runs / str(run_id) / "config.json")
             if data is not None and isinstance(data.get("config"), dict):
-                out[str(config)] = dict(data["config"])
+                out[str(config)] = {**defaults, **data["config"]}
                 break
     return out
 

@@ -328,3 +328,30 @@ def test_cli_different_envs_warns_and_says_so_in_the_files(tmp_path: Path, capsy
     assert "different envs (CartPole-v0 vs CartPoleSwingUp-v0)" in capsys.readouterr().err
     assert "**Caveat:** different envs" in (out / "compare.md").read_text()
     assert "different envs" in (out / "compare.svg").read_text()
+
+
+def test_a_config_json_from_before_the_knobs_holds_their_defaults(tmp_path: Path) -> None:
+    """Comparing a sweep written before the knobs existed (its config.json lacks them) with
+    a knob sweep names only the knobs that differ, not every knob as 'None'."""
+    import json
+
+    from a2c_core.config import LATER_FIELDS
+
+    def run_fn(run: RunSpec):
+        return "done", rows_from([10.0 + run.seed] * 4)
+
+    old, _ = build_results(tmp_path / "a", "old", {"policy_lr": [0.01]}, [1, 2], run_fn,
+                           fixed={"env": "CartPole-v1", "epochs": 4})  # fmt: skip
+    for path in (old / "runs").glob("*/config.json"):
+        data = json.loads(path.read_text())
+        data["config"] = {k: v for k, v in data["config"].items() if k not in LATER_FIELDS}
+        path.write_text(json.dumps(data))
+    new, _ = build_results(tmp_path / "b", "new", {"policy_lr": [0.01]}, [1, 2], run_fn,
+                           fixed={"env": "CartPole-v1", "epochs": 4, "obs_norm": True,
+                                  "entropy_coef": 0.01})  # fmt: skip
+    configs = read_configs(old, load(old))
+    assert all(c["obs_norm"] is False and c["max_grad_norm"] is None for c in configs.values())
+    table = run_compare(old, new, n_resamples=200)
+    labels = " ".join(str(x) for x in table["label"])
+    assert "entropy_coef=0.01" in labels and "obs_norm=True" in labels
+    assert "policy_hidden" not in labels and "None" not in labels

@@ -14,7 +14,9 @@ from analysis.load import load, row_problems
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 EXPERIMENTS = ["cartpole-v0-grid", "cartpole-v0-grid-race", "swingup", "swingup-grid",
-               "swingup-grid-refined", "acrobot", "cartpole-v1-fast", "acrobot-fast"]  # fmt: skip
+               "swingup-grid-refined", "acrobot", "cartpole-v1-fast", "acrobot-fast",
+               "swingup-knobs", "swingup-knobs-refined", "swingup-best",
+               "swingup-knobs-edge"]  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=EXPERIMENTS)
@@ -68,13 +70,24 @@ def test_committed_ranking_matches_raw_csvs(experiment):
                                mine["final_score"].to_numpy(float), rtol=1e-12, equal_nan=True)  # fmt: skip
 
 
-def test_swingup_outcome_counts_match_raw_csvs():
-    path = REFERENCE / "swingup"
+@pytest.mark.parametrize("name", ["swingup", "swingup-best"])
+def test_swingup_outcome_counts_match_raw_csvs(name):
+    path = REFERENCE / name
     scores = aggregate.final_scores(load(path), "return_mean")
     mine = aggregate.outcome_bins(scores, aggregate.SWINGUP_BINS)
     committed = pd.read_csv(path / "analysis" / "outcomes.csv")
     assert committed.to_dict("records") == mine.to_dict("records")
     assert int(committed[committed["config"] == "all"]["n"].iloc[0]) == 16
+
+
+def test_the_swingup_study_numbers_in_results_md():
+    """docs/results.md section 8: the article's configuration against the study's on 16
+    seeds each (stuck below 0, above 200, median), recomputed from the raw CSVs."""
+    got = {}
+    for name in ("swingup", "swingup-best"):
+        score = aggregate.final_scores(load(REFERENCE / name), "return_mean")["final_score"]
+        got[name] = (int((score < 0).sum()), int((score > 200).sum()), round(score.median(), 1))
+    assert got == {"swingup": (10, 4, -28.2), "swingup-best": (0, 12, 317.4)}
 
 
 def _reference_cpu() -> bool:

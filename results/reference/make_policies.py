@@ -21,7 +21,8 @@ from analysis import aggregate
 from analysis.load import load
 
 ROOT = Path(__file__).resolve().parent
-EXPERIMENTS = ["cartpole-v0-grid", "swingup", "swingup-grid", "swingup-grid-refined", "acrobot"]
+EXPERIMENTS = ["cartpole-v0-grid", "swingup", "swingup-grid", "swingup-grid-refined", "acrobot",
+               "swingup-best"]
 
 
 def best_run(experiment: Path) -> str:
@@ -60,7 +61,7 @@ def main() -> int:
               f"{'bitwise equal' if bitwise else 'equal to float32 rounding' if same else 'DIFFER'}")  # fmt: skip
         if not same:
             return 1
-        torch.save(to_torch(policy_state(cfg, seed, last.policy)), run_dir / "policy.pt")
+        torch.save(to_torch(policy_state(cfg, seed, last.policy, last.obs_rms)), run_dir / "policy.pt")
     return 0
 
 

@@ -224,8 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     knobs = {k: v for k, v in cfg.items() if k not in ("dtype",)}
     print(f"torch A2C (independent of a2c_core), {args.seeds} seeds from {args.start}: {knobs}")
     jobs = [(cfg, args.start + i) for i in range(args.seeds)]
+    results = []
+    start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.procs) as pool:
-        results = sorted(pool.map(_job, jobs))
+        for seed, score, wall in pool.imap_unordered(_job, jobs):
+            results.append((seed, score, wall))
+            done = len(results)
+            eta = (time.perf_counter() - start) / done * (len(jobs) - done)
+            print(f"  [{done}/{len(jobs)}] seed {seed} done ({wall:.0f} s); ETA {eta:.0f} s",
+                  flush=True)  # fmt: skip
+    results.sort()
     scores = [s for _, s, _ in results]
     for seed, score, wall in results:
         print(f"  seed {seed}: final score {score:8.1f}   ({wall:.0f} s)")

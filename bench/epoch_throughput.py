@@ -402,6 +402,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--knob-pack", type=int, default=8,
                         help="pack size of the knob-shape table (e); 0 skips it (default 8)")  # fmt: skip
+    parser.add_argument("--only-knobs", action="store_true",
+                        help="print only the knob-shape table (e)")  # fmt: skip
     parser.add_argument("--jit-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -533,7 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     print_header([sys.argv[0], *argv])
-    run_benchmark(args)
+    if args.only_knobs:
+        knob_table(args, QUICK_STEPS if args.quick else FULL_STEPS)
+    else:
+        run_benchmark(args)
     print(f"total wall s: {time.perf_counter() - t0:.1f}")
     return 0
 

@@ -26,10 +26,11 @@ $A run sweeps/swingup_knobs.yaml --results $R             # 8. the knobs' study:
 # sweeps/swingup_knobs_fine.yaml came from `$A refine $R/swingup-knobs -o sweeps/swingup_knobs_fine.yaml --top 2 --points 3 --seeds 3`
 $A run sweeps/swingup_knobs_fine.yaml --results $R        #    its refinement,
 $A run sweeps/swingup_best.yaml --results $R              #    the winner on 16 fresh seeds,
-$A run sweeps/swingup_knobs_edge.yaml --results $R        #    past the refined grid's edge
+$A run sweeps/swingup_knobs_edge.yaml --results $R        #    past the refined grid's edge,
+$A run sweeps/swingup_best_wide.yaml --results $R         #    and its best there on 16 seeds
 .venv/bin/python bench/torch_a2c.py sweeps/swingup_best.yaml --seeds 8 --start 500   # independent check
 
-for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined acrobot cartpole-v1-fast acrobot-fast swingup-knobs swingup-knobs-refined swingup-best swingup-knobs-edge; do
+for name in cartpole-v0-grid cartpole-v0-grid-race swingup swingup-grid swingup-grid-refined acrobot cartpole-v1-fast acrobot-fast swingup-knobs swingup-knobs-refined swingup-best swingup-knobs-edge swingup-best-wide; do
     $A analyze $R/$name --top 10
 done
 .venv/bin/python results/reference/make_policies.py                # the best runs' policies (gif --best)

@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append((seed, score, wall))
             done = len(results)
             eta = (time.perf_counter() - start) / done * (len(jobs) - done)
-            print(f"  [{done}/{len(jobs)}] seed {seed} done ({wall:.0f} s); ETA {eta:.0f} s",
+            print(f"  [{done}/{len(jobs)}] seed {seed}: final score {score:.1f} ({wall:.0f} s); "
+                  f"ETA {eta:.0f} s",
                   flush=True)  # fmt: skip
     results.sort()
     scores = [s for _, s, _ in results]

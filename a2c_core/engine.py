@@ -283,7 +283,7 @@ def init_pack(configs: list[A2CConfig], seeds: list[int]) -> tuple[PackState, An
     obs_dim = int(np.prod(envs.observation_space.shape))
     policy = make_policy(envs.observation_space, envs.action_space, cfg0.hidden, dtype,
                          policy_hidden=cfg0.policy_hidden, activation=cfg0.activation)  # fmt: skip
-    fused = make_fused_rollout(envs, policy, rng_env)
+    fused = make_fused_rollout(envs, policy, rng_env, cfg0.steps_per_epoch)
     pol_runs = [policy.init_params(g, c.init_log_std)
                 for g, c in zip(rng_init, configs, strict=True)]  # fmt: skip
     value = [init_value_params(obs_dim, c.value_widths(), g, dtype)

@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from a2c_core.envs import cartpole as cp
-from a2c_core.envs import classic
+from a2c_core import npkernels
+from a2c_core.envs import classic, swingup
 
 try:
     import numba
@@ -43,6 +44,18 @@ if _HAVE_NUMBA:
                   cursor, rew, term, end, ret_buf, len_buf, final_buf, ep_ret, ep_len):  # fmt: skip
         """Row i (env n of run p) takes ``action`` at step t: dynamics, buffers, autoreset."""
         reward, terminated = classic.step_row(kind, state, i, action, two)
+        if _record(limit, t, i, reward, terminated, elapsed, rew, term, end, ret_buf, len_buf,
+                   ep_ret, ep_len):  # fmt: skip
+            classic.obs_row(kind, state, i, final_buf[t], i)
+            _reset_row(i, p, state, obs, pool, pool_obs, cursor)
+        else:
+            classic.obs_row(kind, state, i, obs, i)
+
+    @numba.njit(cache=True, nogil=True)
+    def _record(limit, t, i, reward, terminated, elapsed, rew, term, end, ret_buf, len_buf,
+                ep_ret, ep_len):  # fmt: skip
+        """Row i's step t into the buffers and episode counters (time limit, episode end);
+        True when the episode ended (the caller then resets the row)."""
         elapsed[i] += 1
         truncated = (elapsed[i] >= limit) and not terminated
         rew[t, i] = reward
@@ -51,20 +64,23 @@ if _HAVE_NUMBA:
         ep_ret[i] += reward
         ep_len[i] += 1
         if terminated or truncated:
-            classic.obs_row(kind, state, i, final_buf[t], i)
             ret_buf[t, i] = ep_ret[i]
             len_buf[t, i] = ep_len[i]
             ep_ret[i] = 0.0
             ep_len[i] = 0
             elapsed[i] = 0
-            c = cursor[p]
-            for k in range(state.shape[0]):
-                state[k, i] = pool[p, c, k]
-            for k in range(obs.shape[1]):
-                obs[i, k] = pool_obs[p, c, k]
-            cursor[p] = c + 1
-        else:
-            classic.obs_row(kind, state, i, obs, i)
+            return True
+        return False
+
+    @numba.njit(cache=True, nogil=True)
+    def _reset_row(i, p, state, obs, pool, pool_obs, cursor):
+        """Row i (of run p) starts an episode from the next state of the run's pool."""
+        c = cursor[p]
+        for k in range(state.shape[0]):
+            state[k, i] = pool[p, c, k]
+        for k in range(obs.shape[1]):
+            obs[i, k] = pool_obs[p, c, k]
+        cursor[p] = c + 1
 
     @numba.njit(cache=True, nogil=True)
     def _pools_low(t, cursor, pool_size, num_envs):
@@ -173,9 +189,47 @@ if _HAVE_NUMBA:
         return steps
 
 
+    @numba.njit(cache=True, nogil=True)
+    def _swingup_rollout(v1, t0, limit, state, elapsed, obs, W1, b1, W2, b2, std, noise, pool,
+                         pool_obs, cursor, obs_buf, act_buf, hid_buf, rew, term, end, ret_buf,
+                         len_buf, final_buf, ep_ret, ep_len, use_norm, mu, istd, clip, x, z,
+                         mean, call):  # fmt: skip
+        """As :func:`_gaussian_rollout` for CartPoleSwingUp, computing exactly what the
+        generic rollout's numpy computes: per run and step, ``np.tanh(np.matmul(x, W1) + b1)``
+        and ``np.matmul(h, W2) + b2`` through numpy's own kernels (:mod:`a2c_core.npkernels`),
+        then ``mean + std * noise`` in float32. The hidden activations go to hid_buf
+        [P, T, N, H] (the policy update reuses them). x [P, N, D], z [N, H], mean [N], call
+        [5]: scratch."""
+        num_runs, steps, num_envs = noise.shape[0], noise.shape[1], noise.shape[2]
+        d = obs.shape[1]
+        for t in range(t0, steps):
+            if _pools_low(t, cursor, pool.shape[1], num_envs):
+                return t
+            for p in range(num_runs):
+                for n in range(num_envs):
+                    i = p * num_envs + n
+                    _policy_input(obs, i, p, use_norm, mu, istd, clip, x[p, n])
+                    for k in range(d):
+                        obs_buf[p, t, n, k] = obs[i, k]
+                npkernels.tanh_layer(x[p], W1[p], b1[p], z, hid_buf[p, t], call)
+                npkernels.linear_out1(hid_buf[p, t], W2[p], b2[p], mean)
+                for n in range(num_envs):
+                    i = p * num_envs + n
+                    action = mean[n] + std[p, 0] * noise[p, t, n, 0]
+                    act_buf[p, t, n, 0] = action
+                    reward, terminated = swingup.step_row(state, i, action, v1, obs, i)
+                    if _record(limit, t, i, reward, terminated, elapsed, rew, term, end,
+                               ret_buf, len_buf, ep_ret, ep_len):  # fmt: skip
+                        for k in range(d):
+                            final_buf[t, i, k] = obs[i, k]
+                        _reset_row(i, p, state, obs, pool, pool_obs, cursor)
+        return steps
+
 class FusedRollout:
     """Fused rollout for one of the own classic-control pack envs with its policy. Owns the
     per-run reset pools (see module docstring)."""
+
+    fill_at_start = True  # draw the pools before the env's first reset (else: when first needed)
 
     def __init__(self, env, kind: int, gaussian: bool, rngs: list[np.random.Generator],
                  pool_size: int = POOL_SIZE):  # fmt: skip
@@ -183,11 +237,12 @@ class FusedRollout:
         self.num_envs = env.num_envs
         self.pool_size = max(pool_size, 2 * env.num_envs)
         obs_dim = env.observation_space.shape[0]
-        self.pool = np.empty((env.num_runs, self.pool_size, env.state_dim))
-        self.pool_obs = np.empty((env.num_runs, self.pool_size, obs_dim), dtype=np.float32)
-        self.cursor = np.empty(env.num_runs, dtype=np.int64)
-        for p in range(env.num_runs):
-            self._refill(p)
+        self.pool = np.zeros((env.num_runs, self.pool_size, env.state_dim))
+        self.pool_obs = np.zeros((env.num_runs, self.pool_size, obs_dim), dtype=np.float32)
+        self.cursor = np.full(env.num_runs, self.pool_size, dtype=np.int64)  # empty pools
+        if self.fill_at_start:
+            for p in range(env.num_runs):
+                self._refill(p)
 
     def _refill(self, run: int) -> None:
         self._set_pool(run, self.env._draw(run, self.pool_size))
@@ -201,7 +256,6 @@ class FusedRollout:
             ep_ret: np.ndarray, ep_len: np.ndarray, norm: tuple | None = None) -> None:  # fmt: skip
         """One epoch. ``obs`` [PN, D] is updated in place to the next epoch's first obs.
         ``norm``: (mean [P, D], istd [P, D], clip [P]) of the pack's obs_norm runs, or None."""
-        env = self.env
         if norm is None:
             num_runs, dim = noise.shape[0], obs.shape[1]
             norm = (np.zeros((num_runs, dim), obs.dtype), np.ones((num_runs, dim), obs.dtype),
@@ -209,9 +263,20 @@ class FusedRollout:
             use_norm = False
         else:
             use_norm = True
-        t = 0
-        steps = noise.shape[1]
         bufs["valid"][:] = True
+        kernel = self._kernel(obs, params, noise, bufs, ep_ret, ep_len, use_norm, norm)
+        t = 0
+        while True:
+            t = kernel(t)
+            if t >= noise.shape[1]:
+                break
+            for p in np.flatnonzero(self.pool_size - self.cursor < self.num_envs):
+                self._refill(int(p))
+        self.env._obs = obs
+
+    def _kernel(self, obs, params, noise, bufs, ep_ret, ep_len, use_norm, norm):
+        """``t -> t'``: the compiled rollout from step t (see :func:`_categorical_rollout`)."""
+        env = self.env
         if self.gaussian:
             policy = (params["W1"], params["b1"], params["W2"], params["b2"],
                       np.exp(params["log_std"]))  # fmt: skip
@@ -219,18 +284,12 @@ class FusedRollout:
         else:
             policy = (params["W"], params["b"])
             kernel = _categorical_rollout
-        while True:
-            t = kernel(
-                self.kind, classic.TWO, t, env.max_episode_steps, env._state, env._elapsed,
-                obs, *policy, noise, self.pool, self.pool_obs, self.cursor, bufs["obs"],
-                bufs["act"], bufs["rew"], bufs["term"], bufs["end"], bufs["ret"], bufs["len"],
-                bufs["final"], ep_ret, ep_len, use_norm, *norm,
-            )  # fmt: skip
-            if t >= steps:
-                break
-            for p in np.flatnonzero(self.pool_size - self.cursor < self.num_envs):
-                self._refill(int(p))
-        env._obs = obs
+        return lambda t: kernel(
+            self.kind, classic.TWO, t, env.max_episode_steps, env._state, env._elapsed, obs,
+            *policy, noise, self.pool, self.pool_obs, self.cursor, bufs["obs"], bufs["act"],
+            bufs["rew"], bufs["term"], bufs["end"], bufs["ret"], bufs["len"], bufs["final"],
+            ep_ret, ep_len, use_norm, *norm,
+        )  # fmt: skip
 
     def get_state(self, run: int) -> dict[str, np.ndarray]:
         return {
@@ -254,8 +313,79 @@ class FusedRollout:
             self.cursor[run] = int(cursor[0])
 
 
-def make_fused_rollout(env, policy, rngs: list[np.random.Generator]):
-    """The fused rollout for this env/policy pair, or None (then the engine steps generically)."""
+class SwingUpRollout(FusedRollout):
+    """The fused rollout of CartPoleSwingUp with the default policy (float32 Gaussian, one
+    tanh layer, one action dimension): the generic rollout's numbers, bit for bit
+    (:func:`_swingup_rollout`). Its pool holds exactly the reset states the generic env would
+    draw, in the same order: a refill keeps the unused states and draws the missing ones after
+    them from the run's generator, which is the same stream the generic env draws from (one
+    ``normal`` call per step with ends). A checkpoint without a pool (written by the generic
+    rollout) therefore resumes here as it would have there. ``hidden`` [P, T, N, H] keeps the
+    epoch's hidden activations for the policy update. Pools are drawn when first needed,
+    after the env's first reset, as the generic env draws."""
+
+    fill_at_start = False
+
+    def __init__(self, env, rngs: list[np.random.Generator], pool_size: int = POOL_SIZE):
+        super().__init__(env, 0, True, rngs, pool_size)
+        self.hidden = np.empty((0, 0, 0, 0), np.float32)
+
+    def _refill(self, run: int) -> None:
+        used = int(self.cursor[run])
+        keep = self.pool_size - used
+        fresh = self.env._draw(run, used)
+        self.pool[run, :keep] = self.pool[run, used:].copy()
+        self.pool_obs[run, :keep] = self.pool_obs[run, used:].copy()
+        self.pool[run, keep:] = fresh
+        self.pool_obs[run, keep:] = self.env._reset_obs(fresh.T)  # as the env's autoreset
+        self.cursor[run] = 0
+
+    def _set_pool(self, run: int, states: np.ndarray) -> None:
+        self.pool[run] = states
+        self.pool_obs[run] = self.env._reset_obs(states.T)
+
+    def set_state(self, run: int, state: dict) -> None:
+        if "reset_pool" in state:
+            super().set_state(run, state)
+        else:  # from the generic rollout: the run's generator (restored) draws the pool
+            self.cursor[run] = self.pool_size
+
+    def _kernel(self, obs, params, noise, bufs, ep_ret, ep_len, use_norm, norm):
+        env = self.env
+        runs, steps, envs = noise.shape[:3]
+        width = params["W1"].shape[2]
+        if self.hidden.shape != (runs, steps, envs, width):
+            self.hidden = np.empty((runs, steps, envs, width), np.float32)
+        scratch = (np.empty((runs, envs, obs.shape[1]), np.float32),
+                   np.empty((envs, width), np.float32), np.empty(envs, np.float32),
+                   np.zeros(5, np.int64))  # fmt: skip
+        std = np.exp(params["log_std"])
+        return lambda t: _swingup_rollout(
+            env.version == "v1", t, env.max_episode_steps, env._state, env._elapsed, obs,
+            params["W1"], params["b1"], params["W2"], params["b2"], std, noise, self.pool,
+            self.pool_obs, self.cursor, bufs["obs"], bufs["act"], self.hidden, bufs["rew"],
+            bufs["term"], bufs["end"], bufs["ret"], bufs["len"], bufs["final"], ep_ret,
+            ep_len, use_norm, *norm, *scratch,
+        )  # fmt: skip
+
+
+_EXACT_CHECKED: dict[tuple, bool] = {}
+
+
+def _swingup_exact(policy, steps: int, num_envs: int) -> bool:
+    """May the swing-up rollout be fused for this policy and epoch shape (numpy's kernels
+    usable and checked bit for bit here, once per process and shape)?"""
+    if npkernels.problem() is not None or num_envs < 2:
+        return False
+    key = (policy.obs_dim, policy.widths, steps, num_envs)
+    if key not in _EXACT_CHECKED:
+        _EXACT_CHECKED[key] = npkernels.check_forward(policy, max(steps, 64) * num_envs,
+                                                       num_envs)  # fmt: skip
+    return _EXACT_CHECKED[key]
+
+def make_fused_rollout(env, policy, rngs: list[np.random.Generator], steps: int = 0):
+    """The fused rollout for this env/policy pair (epochs of ``steps`` steps), or None (then
+    the engine steps generically)."""
     from a2c_core.policies import CategoricalPolicy, GaussianPolicy
 
     if not _HAVE_NUMBA:
@@ -266,6 +396,11 @@ def make_fused_rollout(env, policy, rngs: list[np.random.Generator]):
               and len(policy.widths) == 1 and policy.net.activation == "tanh")  # fmt: skip
     if isinstance(env, cp.CartPolePackEnv) and linear:
         return FusedRollout(env, classic.KIND_CARTPOLE, False, rngs)
+    if isinstance(env, swingup.SwingUpPackEnv):
+        float32 = policy.dtype == np.float32
+        if tanh_1 and float32 and _swingup_exact(policy, steps, env.num_envs):
+            return SwingUpRollout(env, rngs)
+        return None
     if isinstance(env, classic.ClassicPackEnv):
         if linear:
             return FusedRollout(env, env.kind, False, rngs)

@@ -254,31 +254,39 @@ _dynamics_scalar = numba.njit(cache=True, nogil=True)(swingup_dynamics)
 
 
 @numba.njit(cache=True, nogil=True)
+def step_row(state, i, action, v1, obs_out, row):
+    """Row i of state [4, M] one step on, in place, under ``action`` (float, widened to
+    float64 before clipping): writes the new observation (float32) into ``obs_out[row]`` and
+    returns (reward, terminated). :func:`swingup_dynamics` itself, compiled; shared by the
+    pack env's step and the fused rollout (:mod:`a2c_core.fused`)."""
+    a = np.float64(action)
+    if a < -1.0:  # np.clip: NaN stays NaN
+        a = -1.0
+    elif a > 1.0:
+        a = 1.0
+    force = a * FORCE_MAG
+    x, x_dot, theta, theta_dot = state[0, i], state[1, i], state[2, i], state[3, i]
+    nx, nxd, nth, nthd = _dynamics_scalar(x, x_dot, theta, theta_dot, force)
+    state[0, i], state[1, i], state[2, i], state[3, i] = nx, nxd, nth, nthd
+    cn = np.cos(nth)
+    obs_out[row, 0], obs_out[row, 1] = np.float32(nx), np.float32(nxd)
+    obs_out[row, 2], obs_out[row, 3] = np.float32(cn), np.float32(np.sin(nth))
+    obs_out[row, 4] = np.float32(nthd)
+    reward = (1 + cn) / 2 if v1 else cn
+    return reward, np.abs(nx) > X_THRESHOLD
+
+
+@numba.njit(cache=True, nogil=True)
 def _transition_rows(state, elapsed, limit, actions, v1):
-    """Every row of state [4, M] one step on, in place, with the step counters: (reward,
-    terminated, truncated, final_obs [M, 5] float32): :func:`swingup_dynamics` itself,
-    compiled (float64; the action widened to float64 before clipping)."""
+    """Every row of state [4, M] one step on (:func:`step_row`), with the step counters:
+    (reward, terminated, truncated, final_obs [M, 5] float32)."""
     m = state.shape[1]
     reward = np.empty(m)
     terminated = np.empty(m, dtype=np.bool_)
     truncated = np.empty(m, dtype=np.bool_)
     final_obs = np.empty((m, 5), dtype=np.float32)
     for i in range(m):
-        a = np.float64(actions[i])
-        if a < -1.0:  # np.clip: NaN stays NaN
-            a = -1.0
-        elif a > 1.0:
-            a = 1.0
-        force = a * FORCE_MAG
-        x, x_dot, theta, theta_dot = state[0, i], state[1, i], state[2, i], state[3, i]
-        nx, nxd, nth, nthd = _dynamics_scalar(x, x_dot, theta, theta_dot, force)
-        state[0, i], state[1, i], state[2, i], state[3, i] = nx, nxd, nth, nthd
-        cn = np.cos(nth)
-        reward[i] = (1 + cn) / 2 if v1 else cn
-        terminated[i] = np.abs(nx) > X_THRESHOLD
+        reward[i], terminated[i] = step_row(state, i, actions[i], v1, final_obs, i)
         elapsed[i] += 1
         truncated[i] = elapsed[i] >= limit and not terminated[i]
-        final_obs[i, 0], final_obs[i, 1] = np.float32(nx), np.float32(nxd)
-        final_obs[i, 2], final_obs[i, 3] = np.float32(cn), np.float32(np.sin(nth))
-        final_obs[i, 4] = np.float32(nthd)
     return reward, terminated, truncated, final_obs

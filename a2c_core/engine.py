@@ -602,8 +602,16 @@ def policy_step(
     acts = ro.actions[p].reshape((-1,) + ro.actions.shape[3:])[mask]
     params = state.policy_params(p)
     loss = entropy = float("nan")
+    hidden = getattr(state.fused, "hidden", None)  # the rollout's, under these parameters
+    if hidden is not None and mask.all():
+        hidden = hidden[p].reshape(x.shape[0], -1)
+    else:
+        hidden = None
     for _ in range(cfg.policy_iters):
-        loss, entropy, grads = policy.loss_and_grads(params, x, acts, a_p, cfg.entropy_coef)
+        extra = {} if hidden is None else {"hidden": hidden}
+        loss, entropy, grads = policy.loss_and_grads(params, x, acts, a_p, cfg.entropy_coef,
+                                                     **extra)  # fmt: skip
+        hidden = None  # the next iteration's parameters differ
         clip_grad_norm(grads, cfg.max_grad_norm)
         state.policy_opt[p].update(params, grads, cfg.policy_lr)
     return loss, entropy

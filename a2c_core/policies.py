@@ -252,11 +252,18 @@ class GaussianPolicy:
         return (-0.5 * z * z - p["log_std"] - 0.5 * LOG_2PI).sum(-1)
 
     def loss_and_grads(self, p: dict, obs: np.ndarray, actions: np.ndarray, adv: np.ndarray,
-                       entropy_coef: float = 0.0):  # fmt: skip
+                       entropy_coef: float = 0.0, hidden: np.ndarray | None = None):  # fmt: skip
         """As :meth:`CategoricalPolicy.loss_and_grads`; the entropy of a diagonal Gaussian
-        is sum(log_std) + const, so the bonus only moves ``log_std``."""
+        is sum(log_std) + const, so the bonus only moves ``log_std``. ``hidden`` [M, H]: the
+        one hidden layer's activations of ``obs`` under ``p``, when the caller has them
+        exactly (the fused swing-up rollout); the forward pass then starts from them."""
         m = obs.shape[0]
-        mean, inputs = self.net.forward(p, obs)
+        if hidden is not None:
+            (w, b), = self.net.names[1:]
+            inputs = [obs, hidden]
+            mean = hidden @ p[w] + p[b]
+        else:
+            mean, inputs = self.net.forward(p, obs)
         inv_std = np.exp(-p["log_std"])
         z = (actions - mean) * inv_std
         logp = (-0.5 * z * z - p["log_std"] - 0.5 * LOG_2PI).sum(-1)

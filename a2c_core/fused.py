@@ -10,8 +10,14 @@ pack env's), same-step autoreset, and every buffer write.
 Envs: CartPole-v0/v1, Acrobot-v1, MountainCar-v0 (linear categorical policy); Pendulum-v1
 and MountainCarContinuous-v0 (Gaussian policy, one action dimension, one tanh hidden layer).
 Other policy shapes take the generic rollout. ``obs_norm`` runs' observations are normalised
-in the kernel before the policy reads them (the buffers keep the raw observations). CartPoleSwingUp keeps the
-generic rollout (its published reference numbers come from that path).
+in the kernel before the policy reads them (the buffers keep the raw observations).
+
+CartPoleSwingUp (float32, the default policy shape, at least 2 envs per run) has a kernel of
+its own, :func:`_swingup_rollout`, bound by a stricter rule: its published reference numbers
+come from the generic (numpy) rollout, so it must compute exactly those floats. It calls
+numpy's own sgemm/sgemv/tanh machine code (:mod:`a2c_core.npkernels`, checked bit for bit
+once per process; the engine falls back to the generic rollout if the check fails) and its
+reset pools keep the generic env's draw order (:class:`SwingUpRollout`).
 
 Resets come from a per-run *pool* of initial states drawn from the run's env generator
 (``pool_size`` states per draw, with their first observations computed as the pack env's

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from a2c_core.envs import cartpole as cp
 from a2c_core import npkernels
+from a2c_core.envs import cartpole as cp
 from a2c_core.envs import classic, swingup
 
 try:
@@ -194,7 +194,6 @@ if _HAVE_NUMBA:
                           ep_ret, ep_len)  # fmt: skip
         return steps
 
-
     @numba.njit(cache=True, nogil=True)
     def _swingup_rollout(v1, t0, limit, state, elapsed, obs, W1, b1, W2, b2, std, noise, pool,
                          pool_obs, cursor, obs_buf, act_buf, hid_buf, rew, term, end, ret_buf,
@@ -230,6 +229,7 @@ if _HAVE_NUMBA:
                             final_buf[t, i, k] = obs[i, k]
                         _reset_row(i, p, state, obs, pool, pool_obs, cursor)
         return steps
+
 
 class FusedRollout:
     """Fused rollout for one of the own classic-control pack envs with its policy. Owns the
@@ -388,6 +388,7 @@ def _swingup_exact(policy, steps: int, num_envs: int) -> bool:
         _EXACT_CHECKED[key] = npkernels.check_forward(policy, max(steps, 64) * num_envs,
                                                        num_envs)  # fmt: skip
     return _EXACT_CHECKED[key]
+
 
 def make_fused_rollout(env, policy, rngs: list[np.random.Generator], steps: int = 0):
     """The fused rollout for this env/policy pair (epochs of ``steps`` steps), or None (then

@@ -259,7 +259,7 @@ class GaussianPolicy:
         exactly (the fused swing-up rollout); the forward pass then starts from them."""
         m = obs.shape[0]
         if hidden is not None:
-            (w, b), = self.net.names[1:]
+            ((w, b),) = self.net.names[1:]
             inputs = [obs, hidden]
             mean = hidden @ p[w] + p[b]
         else:

@@ -152,3 +152,27 @@ def test_ufunc_table_reader_checks_the_struct_layout(monkeypatch):
     assert npkernels._ufunc_loop(np.tanh, "f->f") != 0
     monkeypatch.setattr(npkernels, "_UFUNC_NTYPES_OFFSET", npkernels._UFUNC_NTYPES_OFFSET + 4)
     assert npkernels._ufunc_loop(np.tanh, "f->f") == 0
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.filterwarnings("ignore:invalid value")
+def test_one_pass_backward_through_the_hidden_layer_is_numpys_arithmetic(activation):
+    """MLP.backward's compiled pass for a one-output layer gives numpy's floats: (d @ w.T) *
+    (1 - x * x) or * (x > 0), with tiny, huge, zero and infinite entries."""
+    from a2c_core.policies import _outer_act_grad
+
+    rng = np.random.default_rng(7)
+    m, h = 3001, 64
+    d = (rng.standard_normal((m, 1)) * 10.0 ** rng.uniform(-30, 30, (m, 1))).astype(np.float32)
+    d[:4, 0] = [0.0, -0.0, np.inf, np.nan]
+    w = rng.standard_normal((h, 1)).astype(np.float32)
+    x = np.tanh(rng.standard_normal((m, h)) * 3).astype(np.float32)
+    if activation == "relu":
+        x = np.maximum(rng.standard_normal((m, h)), 0).astype(np.float32)
+    want = d @ w.T
+    want = want * (1.0 - x * x) if activation == "tanh" else want * (x > 0)
+    got = np.empty_like(x)
+    _outer_act_grad(d, w, x, activation == "tanh", got)
+    nan = np.isnan(want)  # NaN's sign bit is not arithmetic: a NaN gradient is a NaN
+    assert nan.any() and np.array_equal(nan, np.isnan(got))
+    np.testing.assert_array_equal(got[~nan].view(np.int32), want[~nan].view(np.int32))

@@ -87,14 +87,15 @@ if _HAVE_NUMBA:
     @numba.njit(cache=True, nogil=True)
     def _outer_act_grad(d, w, x, tanh, out):
         """out = (d @ w.T) * (1 - x * x) (tanh) or * (x > 0) (relu) for d [M, 1], w [H, 1],
-        x [M, H], float32: the floats numpy computes (a K = 1 matmul is one rounded product;
-        the rest elementwise, in the same order), in one pass instead of four."""
+        x [M, H], float32: the floats numpy computes (a K = 1 matmul is one rounded product
+        added to zero; the rest elementwise, in the same order), in one pass instead of
+        four."""
         m, n = x.shape
         one, zero = np.float32(1.0), np.float32(0.0)
         for i in range(m):
             di = d[i, 0]
             for j in range(n):
-                g = di * w[j, 0]
+                g = di * w[j, 0] + zero  # BLAS adds the product to 0: -0.0 -> 0.0
                 if tanh:
                     out[i, j] = g * (one - x[i, j] * x[i, j])
                 else:

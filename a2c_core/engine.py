@@ -603,7 +603,7 @@ def policy_step(
     params = state.policy_params(p)
     loss = entropy = float("nan")
     hidden = getattr(state.fused, "hidden", None)  # the rollout's, under these parameters
-    if hidden is not None and mask.all():
+    if hidden is not None and hidden.shape[1] == ro.obs.shape[1] and mask.all():
         hidden = hidden[p].reshape(x.shape[0], -1)
     else:
         hidden = None

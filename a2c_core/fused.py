@@ -42,6 +42,9 @@ except Exception:  # pragma: no cover - the engine then uses the generic rollout
     _HAVE_NUMBA = False
 
 POOL_SIZE = 512
+# the swing-up rollout keeps the epoch's hidden activations for the policy update (it then
+# skips its first layer and tanh) up to this size per pack; beyond it the update recomputes
+HIDDEN_BUDGET_BYTES = 512 * 2**20
 
 if _HAVE_NUMBA:
 
@@ -203,8 +206,8 @@ if _HAVE_NUMBA:
         generic rollout's numpy computes: per run and step, ``np.tanh(np.matmul(x, W1) + b1)``
         and ``np.matmul(h, W2) + b2`` through numpy's own kernels (:mod:`a2c_core.npkernels`),
         then ``mean + std * noise`` in float32. The hidden activations go to hid_buf
-        [P, T, N, H] (the policy update reuses them). x [P, N, D], z [N, H], mean [N], call
-        [5]: scratch."""
+        [P, T, N, H] (the policy update reuses them; [P, 1, N, H]: only the current step's is
+        kept). x [P, N, D], z [N, H], mean [N], call [5]: scratch."""
         num_runs, steps, num_envs = noise.shape[0], noise.shape[1], noise.shape[2]
         d = obs.shape[1]
         for t in range(t0, steps):
@@ -216,8 +219,9 @@ if _HAVE_NUMBA:
                     _policy_input(obs, i, p, use_norm, mu, istd, clip, x[p, n])
                     for k in range(d):
                         obs_buf[p, t, n, k] = obs[i, k]
-                npkernels.tanh_layer(x[p], W1[p], b1[p], z, hid_buf[p, t], call)
-                npkernels.linear_out1(hid_buf[p, t], W2[p], b2[p], mean)
+                hid = hid_buf[p, t % hid_buf.shape[1]]
+                npkernels.tanh_layer(x[p], W1[p], b1[p], z, hid, call)
+                npkernels.linear_out1(hid, W2[p], b2[p], mean)
                 for n in range(num_envs):
                     i = p * num_envs + n
                     action = mean[n] + std[p, 0] * noise[p, t, n, 0]
@@ -327,7 +331,7 @@ class SwingUpRollout(FusedRollout):
     them from the run's generator, which is the same stream the generic env draws from (one
     ``normal`` call per step with ends). A checkpoint without a pool (written by the generic
     rollout) therefore resumes here as it would have there. ``hidden`` [P, T, N, H] keeps the
-    epoch's hidden activations for the policy update. Pools are drawn when first needed,
+    epoch's hidden activations for the policy update (within HIDDEN_BUDGET_BYTES). Pools are drawn when first needed,
     after the env's first reset, as the generic env draws."""
 
     fill_at_start = False
@@ -360,8 +364,9 @@ class SwingUpRollout(FusedRollout):
         env = self.env
         runs, steps, envs = noise.shape[:3]
         width = params["W1"].shape[2]
-        if self.hidden.shape != (runs, steps, envs, width):
-            self.hidden = np.empty((runs, steps, envs, width), np.float32)
+        kept = steps if runs * steps * envs * width * 4 <= HIDDEN_BUDGET_BYTES else 1
+        if self.hidden.shape != (runs, kept, envs, width):  # kept 1: one step's, reused
+            self.hidden = np.empty((runs, kept, envs, width), np.float32)
         scratch = (np.empty((runs, envs, obs.shape[1]), np.float32),
                    np.empty((envs, width), np.float32), np.empty(envs, np.float32),
                    np.zeros(5, np.int64))  # fmt: skip
@@ -385,8 +390,8 @@ def _swingup_exact(policy, steps: int, num_envs: int) -> bool:
         return False
     key = (policy.obs_dim, policy.widths, steps, num_envs)
     if key not in _EXACT_CHECKED:
-        _EXACT_CHECKED[key] = npkernels.check_forward(policy, max(steps, 64) * num_envs,
-                                                       num_envs)  # fmt: skip
+        rows = min(max(steps, 64) * num_envs, 1 << 16)  # bounded memory
+        _EXACT_CHECKED[key] = npkernels.check_forward(policy, rows, num_envs)
     return _EXACT_CHECKED[key]
 
 

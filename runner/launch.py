@@ -347,6 +347,10 @@ def _init_ray(ray, address: str | None, num_cpus: int | None, worker_niceness: i
 # Measured on the 2-core box (bench/demo_overhead.py): the demo's Ray start 5.4 -> 4.3 s,
 # its command 21.3 -> 18.7 s. A cluster given by --address keeps all of its processes.
 _LEAN_HEAD_SKIPS = ("start_api_server", "start_monitor", "start_log_monitor")
+# The raylet registers only once its dashboard agent is up; a full agent imports and starts
+# metrics and event modules (opentelemetry, aiohttp; ~1 s of Python on a busy 2-core box),
+# which the embedded Ray never serves: it is started as Ray's own "minimal" agent, the one a
+# `pip install ray` without [default] runs (bench/demo_overhead.py: Ray start 4.4 -> 3.2 s).
 
 
 @contextlib.contextmanager
@@ -354,6 +358,7 @@ def _lean_head():
     """While an embedded Ray starts, skip the head processes listed in _LEAN_HEAD_SKIPS
     (private Ray API, pinned version: a method that is missing is simply not skipped)."""
     try:
+        from ray._private import utils as ray_utils
         from ray._private.node import Node
     except ImportError:  # pragma: no cover - another Ray layout: start it as it is
         yield
@@ -361,11 +366,16 @@ def _lean_head():
     saved = {name: Node.__dict__[name] for name in _LEAN_HEAD_SKIPS if name in Node.__dict__}
     for name in saved:
         setattr(Node, name, lambda self, *args, **kwargs: None)
+    deps = getattr(ray_utils, "get_dashboard_dependency_error", None)
+    if deps is not None:  # read by services.start_raylet to add the agent's --minimal
+        ray_utils.get_dashboard_dependency_error = lambda: ImportError("a2c-sweep: lean head")
     try:
         yield
     finally:
         for name, method in saved.items():
             setattr(Node, name, method)
+        if deps is not None:
+            ray_utils.get_dashboard_dependency_error = deps
 
 
 class RayConnectError(Exception):

@@ -176,3 +176,25 @@ def test_one_pass_backward_through_the_hidden_layer_is_numpys_arithmetic(activat
     nan = np.isnan(want)  # NaN's sign bit is not arithmetic: a NaN gradient is a NaN
     assert nan.any() and np.array_equal(nan, np.isnan(got))
     np.testing.assert_array_equal(got[~nan].view(np.int32), want[~nan].view(np.int32))
+
+
+def test_over_the_memory_budget_the_update_recomputes_the_hidden_layer(monkeypatch):
+    """A pack whose hidden activations exceed HIDDEN_BUDGET_BYTES keeps one step's only and
+    the update recomputes them: same numbers either way."""
+    import a2c_core.fused as fused
+
+    given = []
+    original = GaussianPolicy.loss_and_grads
+
+    def spy(self, *args, hidden=None, **kwargs):
+        given.append(hidden is not None)
+        return original(self, *args, hidden=hidden, **kwargs)
+
+    monkeypatch.setattr(GaussianPolicy, "loss_and_grads", spy)
+    configs, seeds = _configs(3), [21, 22, 23]
+    want = _rows(configs, seeds)
+    assert any(given)  # within the budget the update starts from the rollout's activations
+    given.clear()
+    monkeypatch.setattr(fused, "HIDDEN_BUDGET_BYTES", 1024)
+    assert _rows(configs, seeds) == want
+    assert given and not any(given)

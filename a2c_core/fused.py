@@ -28,11 +28,14 @@ of its pack-mates. Pool contents and cursors are part of the checkpoint.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from a2c_core import npkernels
 from a2c_core.envs import cartpole as cp
 from a2c_core.envs import classic, swingup
+from a2c_core.envs.base import reset_pool_of
 
 try:
     import numba
@@ -308,19 +311,17 @@ class FusedRollout:
         }
 
     def set_state(self, run: int, state: dict) -> None:
-        """Restore run ``run``'s pool; a pool of another shape or a cursor outside it (a
-        damaged or foreign checkpoint) raises ValueError instead of reading out of bounds."""
-        if "reset_pool" in state:
-            pool = np.asarray(state["reset_pool"], dtype=np.float64)
-            cursor = np.asarray(state["reset_cursor"]).reshape(-1)
+        """Restore run ``run``'s pool; a pool of another shape, a cursor outside it or values
+        that are not finite (a damaged or foreign checkpoint) raise ValueError instead of
+        reading out of bounds."""
+        found = reset_pool_of(state, self.pool.shape[2])
+        if found is not None:
+            pool, cursor = found
             if pool.shape != self.pool.shape[1:]:
                 raise ValueError(f"checkpoint's reset pool has shape {pool.shape}, this env "
                                  f"needs {self.pool.shape[1:]}")  # fmt: skip
-            if cursor.size != 1 or not 0 <= int(cursor[0]) <= self.pool_size:
-                raise ValueError(f"checkpoint's reset cursor {cursor.tolist()} is outside the "
-                                 f"pool of {self.pool_size}")  # fmt: skip
             self._set_pool(run, pool)
-            self.cursor[run] = int(cursor[0])
+            self.cursor[run] = cursor
 
 
 class SwingUpRollout(FusedRollout):
@@ -330,9 +331,9 @@ class SwingUpRollout(FusedRollout):
     draw, in the same order: a refill keeps the unused states and draws the missing ones after
     them from the run's generator, which is the same stream the generic env draws from (one
     ``normal`` call per step with ends). A checkpoint without a pool (written by the generic
-    rollout) therefore resumes here as it would have there. ``hidden`` [P, T, N, H] keeps the
-    epoch's hidden activations for the policy update (within HIDDEN_BUDGET_BYTES). Pools are drawn when first needed,
-    after the env's first reset, as the generic env draws."""
+    rollout) therefore resumes here as it would have there. Pools are drawn when first needed,
+    after the env's first reset, as the generic env draws. ``hidden`` [P, T, N, H] keeps the
+    epoch's hidden activations for the policy update (within HIDDEN_BUDGET_BYTES)."""
 
     fill_at_start = False
 
@@ -350,15 +351,21 @@ class SwingUpRollout(FusedRollout):
         self.pool_obs[run, keep:] = self.env._reset_obs(fresh.T)  # as the env's autoreset
         self.cursor[run] = 0
 
-    def _set_pool(self, run: int, states: np.ndarray) -> None:
-        self.pool[run] = states
-        self.pool_obs[run] = self.env._reset_obs(states.T)
-
     def set_state(self, run: int, state: dict) -> None:
-        if "reset_pool" in state:
-            super().set_state(run, state)
-        else:  # from the generic rollout: the run's generator (restored) draws the pool
-            self.cursor[run] = self.pool_size
+        """The env's set_state (called first) has read and checked the checkpoint's unused
+        reset states (its ``pending``; none in a checkpoint of the numpy rollout): they go to
+        the end of this run's pool, to be used first; the run's generator (restored) draws
+        the rest when needed."""
+        unused = self.env.pending[run]
+        self.env.pending[run] = np.zeros((0, unused.shape[1]))
+        if len(unused) > self.pool_size:
+            raise ValueError(f"checkpoint's reset pool holds {len(unused)} unused states, "
+                             f"more than this pool of {self.pool_size}")  # fmt: skip
+        start = self.pool_size - len(unused)
+        self.cursor[run] = start
+        if len(unused):
+            self.pool[run, start:] = unused
+            self.pool_obs[run, start:] = self.env._reset_obs(unused.T)
 
     def _kernel(self, obs, params, noise, bufs, ep_ret, ep_len, use_norm, norm):
         env = self.env
@@ -381,18 +388,53 @@ class SwingUpRollout(FusedRollout):
 
 
 _EXACT_CHECKED: dict[tuple, bool] = {}
+_WARNED: set[str] = set()
 
 
-def _swingup_exact(policy, steps: int, num_envs: int) -> bool:
-    """May the swing-up rollout be fused for this policy and epoch shape (numpy's kernels
-    usable and checked bit for bit here, once per process and shape)?"""
-    if npkernels.problem() is not None or num_envs < 2:
-        return False
+def _swingup_unexact(policy, steps: int, num_envs: int) -> str | None:
+    """Why numpy's kernels cannot fuse the swing-up rollout of this policy and epoch shape
+    here (None: they can). The bit-for-bit check runs once per process and shape, on at most
+    65,536 rows."""
+    if npkernels.problem() is not None:
+        return npkernels.problem()
     key = (policy.obs_dim, policy.widths, steps, num_envs)
     if key not in _EXACT_CHECKED:
         rows = min(max(steps, 64) * num_envs, 1 << 16)  # bounded memory
         _EXACT_CHECKED[key] = npkernels.check_forward(policy, rows, num_envs)
-    return _EXACT_CHECKED[key]
+    if not _EXACT_CHECKED[key]:
+        return "numpy's kernels called from compiled code did not reproduce numpy bit for bit"
+    return None
+
+
+def _swingup_fusable(policy, num_envs: int) -> bool:
+    """The shapes the swing-up kernel computes: float32, one tanh layer, one action, 2+ envs
+    (numpy takes another BLAS routine for one row)."""
+    from a2c_core.policies import GaussianPolicy
+
+    return (isinstance(policy, GaussianPolicy) and policy.action_dim == 1
+            and len(policy.widths) == 1 and policy.net.activation == "tanh"
+            and policy.dtype == np.float32 and num_envs >= 2)  # fmt: skip
+
+
+def swingup_slow_path_warning(config) -> str | None:
+    """A line for ``a2c-sweep run`` when this machine makes a swing-up config that the fused
+    kernel computes take the numpy rollout instead (same numbers, ~2x slower per epoch)."""
+    from a2c_core.envs.swingup import SWINGUP_IDS, swingup_spaces
+    from a2c_core.policies import make_policy
+
+    if config.env not in SWINGUP_IDS:
+        return None
+    policy = make_policy(*swingup_spaces(), config.hidden, np.dtype(config.dtype),
+                         policy_hidden=config.policy_hidden, activation=config.activation)  # fmt: skip
+    if not _HAVE_NUMBA or not _swingup_fusable(policy, config.num_envs):
+        return None
+    why = _swingup_unexact(policy, config.steps_per_epoch, config.num_envs)
+    if why is None:
+        return None
+    return (
+        f"{config.env}: the fused swing-up rollout is not available here ({why}); its "
+        "runs take the numpy rollout: the same numbers, about 2x slower per epoch"
+    )
 
 
 def make_fused_rollout(env, policy, rngs: list[np.random.Generator], steps: int = 0):
@@ -409,9 +451,15 @@ def make_fused_rollout(env, policy, rngs: list[np.random.Generator], steps: int 
     if isinstance(env, cp.CartPolePackEnv) and linear:
         return FusedRollout(env, classic.KIND_CARTPOLE, False, rngs)
     if isinstance(env, swingup.SwingUpPackEnv):
-        float32 = policy.dtype == np.float32
-        if tanh_1 and float32 and _swingup_exact(policy, steps, env.num_envs):
+        if not _swingup_fusable(policy, env.num_envs):
+            return None
+        why = _swingup_unexact(policy, steps, env.num_envs)
+        if why is None:
             return SwingUpRollout(env, rngs)
+        if why not in _WARNED:  # once per process and reason
+            _WARNED.add(why)
+            warnings.warn(f"CartPoleSwingUp: fused rollout not available ({why}); using the "
+                          "numpy rollout (same numbers, slower)", RuntimeWarning, stacklevel=2)  # fmt: skip
         return None
     if isinstance(env, classic.ClassicPackEnv):
         if linear:

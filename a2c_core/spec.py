@@ -675,7 +675,7 @@ def inexact_resume_warnings(sweep: Sweep) -> list[str]:
     from a2c_core.envs import state_capture
 
     envs = sweep.grid.get("env", [sweep.fixed.get("env", A2CConfig().env)])
-    lines = _idle_knob_warnings(sweep)
+    lines = _idle_knob_warnings(sweep) + _slow_swingup_warnings(sweep)
     for env in dict.fromkeys(envs):
         reason = state_capture(env)
         if reason is not None:
@@ -685,6 +685,23 @@ def inexact_resume_warnings(sweep: Sweep) -> list[str]:
                 "differ from an uninterrupted run's"
             )
     return lines
+
+
+def _slow_swingup_warnings(sweep: Sweep) -> list[str]:
+    """A line when this machine cannot run the fused swing-up rollout for the sweep's
+    swing-up shapes (a2c_core.fused.swingup_slow_path_warning; nothing to check otherwise)."""
+    from a2c_core.envs.swingup import SWINGUP_IDS
+
+    envs = sweep.grid.get("env", [sweep.fixed.get("env", A2CConfig().env)])
+    if not set(envs) & set(SWINGUP_IDS):
+        return []
+    from a2c_core.fused import swingup_slow_path_warning
+
+    shapes = {}
+    for _, config in itertools.islice(sweep.iter_configs(), 10_000):
+        shapes.setdefault(config.shape_key, config)
+    lines = [swingup_slow_path_warning(c) for c in shapes.values()]
+    return list(dict.fromkeys(line for line in lines if line))
 
 
 def _idle_knob_warnings(sweep: Sweep) -> list[str]:

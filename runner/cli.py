@@ -282,6 +282,17 @@ class _LiveReport:
             _warn(f"the final report failed: {lines[-1] if lines else done.returncode}")
 
 
+def _mute_stdout() -> None:
+    """The reader of stdout left (``a2c-sweep run ... | head``, a closed ``tee``): the sweep
+    trains on and says nothing more there (its state is on disk: ``a2c-sweep status``)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 class _Display:
     """The live progress table on a terminal; off a terminal (``ray job logs``, ``nohup``)
     also one plain line every 30 s. Started by the first progress event."""
@@ -292,6 +303,12 @@ class _Display:
         self.plain: _PlainProgress | None = None
 
     def event(self, p) -> None:
+        try:
+            self._event(p)
+        except BrokenPipeError:
+            _mute_stdout()
+
+    def _event(self, p) -> None:
         if self.live is None:
             from rich.console import Console
             from rich.live import Live
@@ -307,10 +324,13 @@ class _Display:
             self.plain.maybe_print(p, self.live.console)
 
     def log(self, line: str) -> None:
-        if self.live is None:
-            print(line, flush=True)
-        else:
-            self.live.console.print(line, soft_wrap=True, markup=False, highlight=False)
+        try:
+            if self.live is None:
+                print(line, flush=True)
+            else:
+                self.live.console.print(line, soft_wrap=True, markup=False, highlight=False)
+        except BrokenPipeError:
+            _mute_stdout()
 
     def close(self) -> None:
         if self.live is not None:
@@ -740,7 +760,8 @@ def console_main() -> None:
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:  # None: the process was started with it closed
+                stream.flush()
         except (OSError, ValueError):  # a closed or vanished reader: nothing left to say
             pass
     os._exit(int(code or 0))

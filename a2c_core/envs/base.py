@@ -34,6 +34,29 @@ class Step(NamedTuple):
     valid: np.ndarray
 
 
+def reset_pool_of(state: dict, state_dim: int) -> tuple[np.ndarray, int] | None:
+    """The reset pool and cursor a checkpoint's env state holds (a fused rollout's states
+    drawn ahead from the run's generator: pool[cursor:] are not used yet), or None when it
+    holds none. ValueError names a damaged one: one of the two missing, a pool not
+    [k, state_dim] or not finite, a cursor that is not one whole number within the pool."""
+    if "reset_pool" not in state and "reset_cursor" not in state:
+        return None
+    if "reset_pool" not in state or "reset_cursor" not in state:
+        raise ValueError("checkpoint's reset pool and cursor: one of them is missing")
+    pool = np.asarray(state["reset_pool"], dtype=np.float64)
+    cursor = np.asarray(state["reset_cursor"]).reshape(-1)
+    if pool.ndim != 2 or pool.shape[1] != state_dim:
+        raise ValueError(f"checkpoint's reset pool has shape {pool.shape}, expected "
+                         f"[k, {state_dim}]")  # fmt: skip
+    if (cursor.size != 1 or not np.issubdtype(cursor.dtype, np.number)
+            or cursor[0] != np.floor(cursor[0]) or not 0 <= cursor[0] <= len(pool)):  # fmt: skip
+        raise ValueError(f"checkpoint's reset cursor {cursor.tolist()} is outside the pool of "
+                         f"{len(pool)}")  # fmt: skip
+    if not np.isfinite(pool[int(cursor[0]) :]).all():
+        raise ValueError("checkpoint's reset pool holds values that are not finite")
+    return pool, int(cursor[0])
+
+
 class PackEnv:
     """Interface of a pack environment (see module docstring)."""
 

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from gymnasium import spaces
 
-from a2c_core.envs.base import NumpyPackEnv
+from a2c_core.envs.base import NumpyPackEnv, reset_pool_of
 
 SWINGUP_IDS = ("CartPoleSwingUp-v0", "CartPoleSwingUp-v1")
 _VERSIONS = {"CartPoleSwingUp-v0": "v0", "CartPoleSwingUp-v1": "v1"}
@@ -229,10 +229,37 @@ class SwingUpPackEnv(NumpyPackEnv):
         self.max_episode_steps = MAX_EPISODE_STEPS
         self.observation_space, self.action_space = swingup_spaces()
         super().__init__(num_runs, num_envs, rngs)
+        # per run: reset states a checkpoint of the fused rollout had drawn ahead from the
+        # run's generator and not used yet; they come before anything drawn now
+        self.pending = [np.zeros((0, 4)) for _ in range(num_runs)]
 
     def _draw(self, run: int, k: int) -> np.ndarray:
-        """k fresh initial states [k, 4] from run ``run``'s generator in ONE call."""
-        return self.rngs[run].normal(loc=RESET_MEAN, scale=RESET_STD, size=(k, 4))
+        """k initial states [k, 4]: the run's pending ones first, then fresh ones from its
+        generator in ONE call (the same stream as one call for all k)."""
+        pending = self.pending[run]
+        if len(pending) == 0:
+            return self.rngs[run].normal(loc=RESET_MEAN, scale=RESET_STD, size=(k, 4))
+        take, self.pending[run] = pending[:k], pending[k:]
+        if len(take) == k:
+            return take.copy()
+        fresh = self.rngs[run].normal(loc=RESET_MEAN, scale=RESET_STD, size=(k - len(take), 4))
+        return np.concatenate([take, fresh])
+
+    def get_state(self, run: int) -> dict[str, np.ndarray]:
+        """As the base env's, plus the pending reset states (as a pool with cursor 0)."""
+        state = super().get_state(run)
+        if len(self.pending[run]):
+            state["reset_pool"] = self.pending[run].copy()
+            state["reset_cursor"] = np.zeros(1, dtype=np.int64)
+        return state
+
+    def set_state(self, run: int, state: dict[str, np.ndarray]) -> None:
+        """As the base env's; a checkpoint of the fused rollout also holds the reset states
+        its pool had drawn ahead: they become the run's pending ones, so that this env
+        continues the run as the fused rollout would have (ValueError for a damaged pool)."""
+        pool = reset_pool_of(state, 4)
+        super().set_state(run, state)
+        self.pending[run] = np.zeros((0, 4)) if pool is None else pool[0][pool[1] :].copy()
 
     def _make_obs(self, state: np.ndarray) -> np.ndarray:
         """[4, M] float64 state -> [M, 5] float32 obs (x, x_dot, cos, sin, theta_dot)."""

@@ -78,6 +78,52 @@ def test_generic_checkpoint_resumes_fused_as_if_never_stopped(generic, monkeypat
     assert rest == [r for r in whole if json.loads(r)["epoch"] > 2]
 
 
+def _checkpoints_at(configs, seeds, epoch, resume=None) -> list[dict]:
+    ckpts = {}
+    for rec in train_pack(configs, seeds, resume=resume,
+                          checkpoint_when=lambda run, e: e == epoch):  # fmt: skip
+        if rec.epoch == epoch:
+            ckpts[rec.run] = rec.checkpoint
+    return [ckpts[p] for p in range(len(configs))]
+
+
+def test_fused_checkpoint_resumes_under_the_numpy_rollout_and_back(monkeypatch):
+    """A checkpoint of the fused rollout holds reset states drawn ahead from the run's
+    generator: the numpy rollout (a machine where the kernels cannot be used, an older
+    checkout) must use them first, and its own checkpoints must carry the rest on. Fused to
+    epoch 2, numpy to 4, fused to the end = fused throughout (it differed: attacker review)."""
+    configs, seeds = _configs(3), [31, 32, 33]
+    whole = _rows(configs, seeds)
+    at2 = _checkpoints_at(configs, seeds, 2)
+    assert all("reset_pool" in c["env"] for c in at2)
+    monkeypatch.setattr(engine, "make_fused_rollout", lambda *a, **k: None)
+    assert _rows(configs, seeds, resume=at2) == [r for r in whole if json.loads(r)["epoch"] > 2]
+    at4 = _checkpoints_at(configs, seeds, 4, resume=at2)
+    monkeypatch.undo()
+    assert _rows(configs, seeds, resume=at4) == [r for r in whole if json.loads(r)["epoch"] > 4]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda env: env.pop("reset_cursor"), "one of them is missing"),
+        (lambda env: env.__setitem__("reset_cursor", np.array([3.5])), "outside the pool"),
+        (lambda env: env.__setitem__("reset_cursor", np.array([10**6])), "outside the pool"),
+        (lambda env: env["reset_pool"].__setitem__((-1, 0), np.nan), "not finite"),
+        (lambda env: env.__setitem__("reset_pool", env["reset_pool"][:, :3]), "shape"),
+    ],
+)
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_damaged_reset_pool_is_refused_by_name(damage, message, fused, monkeypatch):
+    configs, seeds = _configs(3)[:1], [41]
+    (ckpt,) = _checkpoints_at(configs, seeds, 2)
+    damage(ckpt["env"])
+    if not fused:
+        monkeypatch.setattr(engine, "make_fused_rollout", lambda *a, **k: None)
+    with pytest.raises(ValueError, match=message):
+        _rows(configs, seeds, resume=[ckpt])
+
+
 def test_fused_checkpoint_resumes_bitwise():
     configs, seeds = _configs(3), [5, 6, 7]
     whole = _rows(configs, seeds)
@@ -118,18 +164,31 @@ def test_shapes_the_kernel_does_not_compute_take_the_generic_rollout(case):
     assert len(rows) == BASE["epochs"] and np.isfinite(json.loads(rows[-1])["value_loss"])
 
 
-def test_a_failed_exactness_check_falls_back_to_numpy(monkeypatch):
+def test_a_failed_exactness_check_falls_back_to_numpy_and_says_so(monkeypatch, tmp_path):
     """If numpy's kernels do not reproduce numpy here (another BLAS, another numpy), the
-    engine must not use them."""
+    engine must not use them, and the user is told: a warning from the engine (once per
+    process) and a line from `a2c-sweep run` / its dry run."""
     import a2c_core.fused as fused
+    from a2c_core.spec import inexact_resume_warnings, load_spec
 
     monkeypatch.setattr(fused, "_EXACT_CHECKED", {})
+    monkeypatch.setattr(fused, "_WARNED", set())
     monkeypatch.setattr(npkernels, "check_forward", lambda *a, **k: False)
-    state, _ = engine.init_pack(_configs(8), [0, 1, 2])
+    with pytest.warns(RuntimeWarning, match="fused rollout not available"):
+        state, _ = engine.init_pack(_configs(8), [0, 1, 2])
     assert state.fused is None
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: s\nenv: CartPoleSwingUp-v0\nnum_envs: 4\nsteps_per_epoch: 64\n"
+                     "epochs: 2\nseeds: [0]\ngrid: {policy_lr: [0.01, 0.1]}\n")  # fmt: skip
+    lines = [ln for ln in inexact_resume_warnings(load_spec(sweep)) if "fused" in ln]
+    assert len(lines) == 1 and "numpy rollout" in lines[0], lines
     monkeypatch.setattr(npkernels, "problem", lambda: "no OpenBLAS")
     env, policy = state.envs, GaussianPolicy(5, 1, (64,))
-    assert make_fused_rollout(env, policy, state.rng_env, 300) is None
+    with pytest.warns(RuntimeWarning, match="no OpenBLAS"):
+        assert make_fused_rollout(env, policy, state.rng_env, 300) is None
+    cartpole = tmp_path / "c.yaml"
+    cartpole.write_text("name: c\nenv: CartPole-v0\nseeds: [0]\n")
+    assert not [ln for ln in inexact_resume_warnings(load_spec(cartpole)) if "fused" in ln]
 
 
 def test_the_exactness_checks_can_fail():

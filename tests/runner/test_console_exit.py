@@ -47,3 +47,36 @@ def test_atexit_handlers_run(tmp_path):
     code, _, err = _console(_dry_run(tmp_path), tmp_path, before)
     assert code == 0, err
     assert marker.read_text() == "yes"
+
+
+def test_a_reader_that_leaves_does_not_stop_the_sweep(tmp_path):
+    """`a2c-sweep run ... | head -1`: the pipe closes after the first line; the sweep must
+    train on to the end and exit 0 (it exited 2, "error: Broken pipe", having trained
+    nothing)."""
+    import json
+
+    sweep = tmp_path / "tiny.yaml"
+    sweep.write_text("name: tiny\nenv: CartPole-v0\nnum_envs: 2\nsteps_per_epoch: 64\n"
+                     "epochs: 3\nvalue_iters: 2\nseeds: [0, 1]\n")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "run", str(sweep), "--results",
+         str(tmp_path / "r")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout.readline().startswith(b"sweep tiny:")
+    proc.stdout.close()  # the reader leaves
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err.decode()
+    states = [json.loads(p.read_text())["state"]
+              for p in (tmp_path / "r" / "tiny" / "runs").glob("*/status.json")]  # fmt: skip
+    assert states == ["done", "done"]
+
+
+def test_closed_standard_streams_keep_the_exit_codes(tmp_path):
+    """Started with stdout or stderr closed (`>&-`), Python has sys.stdout None: the exit
+    must not crash on it (it did: AttributeError, exit 1 instead of 2)."""
+    cli = f"{sys.executable} -m runner.cli"
+    for redirect in (">&-", "2>&-"):
+        done = subprocess.run(["bash", "-c", f"{cli} status {tmp_path / 'nothing'} {redirect}"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 2, (redirect, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr + done.stdout

@@ -40,6 +40,15 @@ def _rows(configs, seeds, **kw) -> list[str]:
     return rows
 
 
+def _checkpoints_at(configs, seeds, epoch, resume=None) -> list[dict]:
+    ckpts = {}
+    for rec in train_pack(configs, seeds, resume=resume,
+                          checkpoint_when=lambda run, e: e == epoch):  # fmt: skip
+        if rec.epoch == epoch:
+            ckpts[rec.run] = rec.checkpoint
+    return [ckpts[p] for p in range(len(configs))]
+
+
 @pytest.fixture
 def generic(monkeypatch):
     """Force the generic rollout (what made the published swing-up results)."""
@@ -68,23 +77,11 @@ def test_generic_checkpoint_resumes_fused_as_if_never_stopped(generic, monkeypat
     half-finished swing-up run) continues under the fused one exactly as the generic would."""
     configs, seeds = _configs(3), [5, 6, 7]
     whole = _rows(configs, seeds)
-    ckpts = {}
-    for rec in train_pack(configs, seeds, checkpoint_when=lambda run, epoch: epoch == 2):
-        if rec.epoch == 2:
-            ckpts[rec.run] = rec.checkpoint
-    assert all("reset_pool" not in c["env"] for c in ckpts.values())
+    ckpts = _checkpoints_at(configs, seeds, 2)
+    assert all("reset_pool" not in c["env"] for c in ckpts)
     monkeypatch.undo()  # the fused rollout from here on
-    rest = _rows(configs, seeds, resume=[ckpts[p] for p in range(3)])
+    rest = _rows(configs, seeds, resume=ckpts)
     assert rest == [r for r in whole if json.loads(r)["epoch"] > 2]
-
-
-def _checkpoints_at(configs, seeds, epoch, resume=None) -> list[dict]:
-    ckpts = {}
-    for rec in train_pack(configs, seeds, resume=resume,
-                          checkpoint_when=lambda run, e: e == epoch):  # fmt: skip
-        if rec.epoch == epoch:
-            ckpts[rec.run] = rec.checkpoint
-    return [ckpts[p] for p in range(len(configs))]
 
 
 def test_fused_checkpoint_resumes_under_the_numpy_rollout_and_back(monkeypatch):
@@ -127,12 +124,9 @@ def test_a_damaged_reset_pool_is_refused_by_name(damage, message, fused, monkeyp
 def test_fused_checkpoint_resumes_bitwise():
     configs, seeds = _configs(3), [5, 6, 7]
     whole = _rows(configs, seeds)
-    ckpts = {}
-    for rec in train_pack(configs, seeds, checkpoint_when=lambda run, epoch: epoch == 3):
-        if rec.epoch == 3:
-            ckpts[rec.run] = rec.checkpoint
-    assert all("reset_pool" in c["env"] for c in ckpts.values())
-    rest = _rows(configs, seeds, resume=[ckpts[p] for p in range(3)])
+    ckpts = _checkpoints_at(configs, seeds, 3)
+    assert all("reset_pool" in c["env"] for c in ckpts)
+    rest = _rows(configs, seeds, resume=ckpts)
     assert rest == [r for r in whole if json.loads(r)["epoch"] > 3]
 
 

@@ -63,7 +63,7 @@ if _HAVE_NUMBA:
         else:
             classic.obs_row(kind, state, i, obs, i)
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, inline="always")  # a call per env step otherwise
     def _record(limit, t, i, reward, terminated, elapsed, rew, term, end, ret_buf, len_buf,
                 ep_ret, ep_len):  # fmt: skip
         """Row i's step t into the buffers and episode counters (time limit, episode end);
@@ -84,7 +84,7 @@ if _HAVE_NUMBA:
             return True
         return False
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, inline="always")
     def _reset_row(i, p, state, obs, pool, pool_obs, cursor):
         """Row i (of run p) starts an episode from the next state of the run's pool."""
         c = cursor[p]

@@ -12,7 +12,7 @@ What is measured (all on one core: one torch thread, one numba thread, single-th
 - (c) ``train_pack`` with packs of P runs (distinct seeds) trained in lock-step.
 - (d) the same packs on CartPoleSwingUp-v0 (the article's swing-up settings: gamma 0.999,
   lam 0.99, policy lr 0.01, value lr 0.1; Gaussian policy), and per pack size the ratio of a
-  swing-up run-epoch to a CartPole one (goal of the performance issue: at most 1.3).
+  swing-up run-epoch to a CartPole one (the goal: at most 1.3).
 
 Method: one warm-up epoch per configuration first (the engine's first call also loads or
 JIT-compiles its numba kernels; that cost is timed separately and printed as "first-call
@@ -254,7 +254,7 @@ KNOB_SHAPES = {
                                                                 entropy_coef=0.01),
     "swing-up policy [64, 64] relu": dict(SWINGUP, policy_hidden=(64, 64), activation="relu"),
 }  # fmt: skip
-"""(e) the knobs' shapes (issue #15), CartPole-v0 unless named: cost of a run-epoch against
+"""(e) the knobs' shapes (network widths, activations, per-run knobs), CartPole-v0 unless named: cost of a run-epoch against
 the default configuration's."""
 
 
@@ -484,7 +484,9 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print()
     print_table(labels, per_run_epoch)
     print()
-    print("(d) CartPoleSwingUp-v0, same sizes: s per run-epoch, and swing-up / CartPole")
+    print("(d) CartPoleSwingUp-v0, same sizes: s per run-epoch, and swing-up / CartPole"
+          + (" (--quick: short epochs, not comparable to the full-size figures)"
+             if args.quick else ""))  # fmt: skip
     for p in packs:
         up = statistics.median(per_repeat[swing[p]]) / p
         print(f"  pack {p}: {up:.4f} s per run-epoch, {up / per_run_epoch[pack_label(p)]:.2f}x "
@@ -517,7 +519,7 @@ def knob_table(args: argparse.Namespace, steps: int) -> None:
             timing = time_pack(pack, steps, args.epochs, 1000 * (rep + 1), extra=extra)
             times[name].append(statistics.fmean(timing.gaps) / pack)
     base = statistics.median(next(iter(times.values())))
-    print(f"(e) knob shapes (issue #15), pack {pack}, CartPole-v0 unless named: s per run-epoch "
+    print(f"(e) knob shapes (the per-run knobs), pack {pack}, CartPole-v0 unless named: s per run-epoch "
           "and ratio to the default configuration")  # fmt: skip
     width = max(len(n) for n in KNOB_SHAPES)
     for name, values in times.items():

@@ -406,14 +406,18 @@ def _swingup_unexact(policy, steps: int, num_envs: int) -> str | None:
     return None
 
 
-def _swingup_fusable(policy, num_envs: int) -> bool:
-    """The shapes the swing-up kernel computes: float32, one tanh layer, one action, 2+ envs
-    (numpy takes another BLAS routine for one row)."""
+def _tanh_1(policy) -> bool:
+    """The Gaussian policy the fused kernels compute: one action, one tanh hidden layer."""
     from a2c_core.policies import GaussianPolicy
 
     return (isinstance(policy, GaussianPolicy) and policy.action_dim == 1
-            and len(policy.widths) == 1 and policy.net.activation == "tanh"
-            and policy.dtype == np.float32 and num_envs >= 2)  # fmt: skip
+            and len(policy.widths) == 1 and policy.net.activation == "tanh")  # fmt: skip
+
+
+def _swingup_fusable(policy, num_envs: int) -> bool:
+    """The shapes the swing-up kernel computes: :func:`_tanh_1` in float32 with 2+ envs
+    (numpy takes another BLAS routine for one row)."""
+    return _tanh_1(policy) and policy.dtype == np.float32 and num_envs >= 2
 
 
 def swingup_slow_path_warning(config) -> str | None:
@@ -440,14 +444,12 @@ def swingup_slow_path_warning(config) -> str | None:
 def make_fused_rollout(env, policy, rngs: list[np.random.Generator], steps: int = 0):
     """The fused rollout for this env/policy pair (epochs of ``steps`` steps), or None (then
     the engine steps generically)."""
-    from a2c_core.policies import CategoricalPolicy, GaussianPolicy
+    from a2c_core.policies import CategoricalPolicy
 
     if not _HAVE_NUMBA:
         return None
     # the kernels compute the default policies: linear logits; a one-layer tanh Gaussian mean
     linear = isinstance(policy, CategoricalPolicy) and policy.linear
-    tanh_1 = (isinstance(policy, GaussianPolicy) and policy.action_dim == 1
-              and len(policy.widths) == 1 and policy.net.activation == "tanh")  # fmt: skip
     if isinstance(env, cp.CartPolePackEnv) and linear:
         return FusedRollout(env, classic.KIND_CARTPOLE, False, rngs)
     if isinstance(env, swingup.SwingUpPackEnv):
@@ -464,6 +466,6 @@ def make_fused_rollout(env, policy, rngs: list[np.random.Generator], steps: int 
     if isinstance(env, classic.ClassicPackEnv):
         if linear:
             return FusedRollout(env, env.kind, False, rngs)
-        if tanh_1:
+        if _tanh_1(policy):
             return FusedRollout(env, env.kind, True, rngs)
     return None
